@@ -1,0 +1,32 @@
+# Two commands for a fresh machine (Python 3.11, make, git): `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lab bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP) ## set up, then run the suite on the bundled example log into reports/demo/
+	$(BIN)/outcomes demo --out reports/demo
+
+test: $(STAMP) ## set up, then run the whole test suite
+	$(BIN)/python -m pytest -q
+
+lab: $(STAMP) ## open JupyterLab on notebooks/
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP) ## time the models against their peers (reports/bench/)
+	$(BIN)/python -m analysis.bench --out reports/bench
+
+clean: ## remove the virtual environment and all reports
+	rm -rf $(VENV) reports/*/
