@@ -44,20 +44,32 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .validate import validate_log
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_suite
 
-    config = Path(args.config)
-    cfg = load_config(config)
-    result = validate_log(cfg)
-    print(result.summary())
-    out = Path(args.out)
-    print(
-        f"\nThe example log is valid. The notebook suite's report will be written to {out / 'index.html'}"
-        " once the notebook suite lands (issue: notebook suite and reproducible reports)."
-    )
-    return 0
+    outcome = run_suite(args.config, out=args.out, progress=not args.quiet)
+    if outcome.status == "refused":
+        print(f"error: {outcome.error}", file=sys.stderr)
+        print(f"report: {outcome.run_dir / 'validation_report.csv'}", file=sys.stderr)
+    elif outcome.status == "failed":
+        print(f"error: run failed: {outcome.error}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .context import resolve_path
+
+    args.config = str(resolve_path(args.config))
+    args.out = str(resolve_path(args.out))
+    return _cmd_run(args)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_run
+
+    report = verify_run(args.run_dir)
+    print(report.text())
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,9 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the log's path (.csv); truth goes beside it as .truth.json")
     p.set_defaults(func=_cmd_simulate)
 
+    p = sub.add_parser("run", help="run the notebook suite into a report folder")
+    p.add_argument("--config", required=True, help="run config (YAML)")
+    p.add_argument("--out", help="run folder (default reports/<name>/)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("verify", help="check a run's inputs against its manifest, rerun and diff results.json")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_cmd_verify)
+
     p = sub.add_parser("demo", help="run the suite on the bundled example log")
     p.add_argument("--config", default="config/demo.yaml")
     p.add_argument("--out", default="reports/demo")
+    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
     return parser
 

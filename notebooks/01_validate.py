@@ -1,0 +1,54 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1. What came in
+# The clinic's log is checked against the data contract (`docs/data-contract.md`) and the anonymity
+# guard before anything else runs. This page says what was read, what was used, and which groups
+# of patients are too small to show.
+
+# %% tags=["parameters"]
+config: str = "config/demo.yaml"  # the run config (relative to the project root)
+run_dir: str = "reports/lab"  # where this run writes
+
+# %%
+from analysis.context import open_run
+from analysis.steps import intake
+
+ctx = open_run(config, run_dir, section="01_validate")
+out = intake.run(ctx)
+
+# %%
+out.say()
+
+# %% [markdown]
+# ## The log in numbers
+
+# %%
+out.table("intake")
+
+# %% [markdown]
+# ## Treatment arms
+
+# %%
+out.table("arms")
+
+# %% [markdown]
+# ## Columns used, dropped and ignored
+
+# %%
+out.table("columns")
+
+# %% [markdown]
+# ## k-anonymity over age band, sex and clinic
+# Groups with fewer patients than the disclosure threshold are withheld.
+
+# %%
+out.table("k_anonymity")

@@ -1,0 +1,58 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Who was treated and what happened
+# How many patients started, came back and stayed in each treatment group, what they were like at
+# their first visit, and how their pain changed — raw averages, before any model.
+
+# %% tags=["parameters"]
+config: str = "config/demo.yaml"  # the run config (relative to the project root)
+run_dir: str = "reports/lab"  # where this run writes
+
+# %%
+from analysis.context import open_run
+from analysis.steps import description
+
+ctx = open_run(config, run_dir, section="02_describe")
+out = description.run(ctx)
+
+# %%
+out.say()
+
+# %% [markdown]
+# ## Pain over time
+
+# %%
+out.figure("pain_trajectories")
+
+# %% [markdown]
+# ## Patient flow by treatment (CONSORT-style)
+
+# %%
+out.table("flow", digits=0)
+
+# %% [markdown]
+# ## At the first visit
+
+# %%
+out.table("baseline")
+
+# %% [markdown]
+# ## Missing values
+
+# %%
+out.table("missingness", digits=1)
+
+# %% [markdown]
+# ## Pain by week and treatment
+
+# %%
+out.table("pain_trajectories")

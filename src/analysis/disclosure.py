@@ -1,0 +1,82 @@
+"""Statistical disclosure control for every table and figure meant for readers outside a run.
+
+Rule: a cell that rests on fewer patients than ``disclosure_threshold`` (default 11) is suppressed —
+its numbers become empty and the row says ``suppressed``. Every suppression is logged (table, row,
+count, threshold) so the manifest can say what was withheld. Counts themselves below the threshold
+are shown as ``<k`` in display tables, never as the exact small number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class DisclosureLog:
+    """Suppressions made during a run (written to the run's manifest)."""
+
+    threshold: int
+    entries: list[dict] = field(default_factory=list)
+
+    def record(self, table: str, row: str, n_patients: int | None, reason: str) -> None:
+        # The exact small count is not logged: "fewer than k" is all a reader may learn.
+        self.entries.append({"table": table, "row": row, "reason": reason,
+                             "below_threshold": n_patients is not None and n_patients < self.threshold})
+
+
+def suppress_small_cells(
+    table: pd.DataFrame,
+    threshold: int,
+    log: DisclosureLog | None = None,
+    table_name: str = "table",
+    count_column: str = "n_patients",
+    key_columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Blank every numeric cell of a row whose ``count_column`` is below ``threshold``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A tidy table with one row per reported cell and a patient count column.
+    threshold : int
+        The disclosure threshold.
+    log : DisclosureLog, optional
+        Where suppressions are recorded.
+    table_name : str
+        Name used in the log.
+    count_column : str
+        Column holding the number of distinct patients behind the row.
+    key_columns : list of str, optional
+        Columns that identify the row in the log (default: the non-numeric columns).
+
+    Returns
+    -------
+    DataFrame
+        A copy with a boolean ``suppressed`` column; the count itself is kept only as a flag.
+    """
+    if count_column not in table.columns:
+        raise KeyError(f"{table_name}: no {count_column!r} column to check against the threshold")
+    out = table.copy()
+    small = out[count_column].fillna(0).to_numpy() < threshold
+    numeric = [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c]) and c != "suppressed"]
+    for col in numeric:
+        out[col] = out[col].astype(float)
+        out.loc[small, col] = np.nan
+    out["suppressed"] = small
+    if log is not None and small.any():
+        keys = key_columns or [c for c in out.columns if c not in numeric and c != "suppressed"]
+        for _, row in table.loc[small].iterrows():
+            label = ", ".join(f"{k}={row[k]}" for k in keys) or str(row.name)
+            log.record(table_name, label, int(row[count_column]) if pd.notna(row[count_column]) else None,
+                       f"fewer than {threshold} patients")
+    return out
+
+
+def display_count(n: float | int | None, threshold: int) -> str:
+    """A patient count as a reader may see it: exact at or above the threshold, else ``<k``."""
+    if n is None or (isinstance(n, float) and np.isnan(n)):
+        return "—"
+    return str(int(n)) if n >= threshold else f"<{threshold}"
