@@ -88,8 +88,9 @@ class StrengthModelOptions(_Section):
 
 class ResponderOptions(_Section):
     week: float = 12.0
-    min_points: float = 2.0
-    min_percent: float = 30.0
+    min_points: float = Field(2.0, gt=0)
+    min_percent: float = Field(30.0, gt=0, le=100)
+    window: float = Field(2.0, ge=0, description="weeks either side of `week` a follow-up may fall")
 
 
 class ModeratorOptions(_Section):
