@@ -1,8 +1,8 @@
 """``outcomes verify DIR``: prove a run folder's numbers come from its recorded inputs and config.
 
 Steps: (1) every recorded input (log, config, claims) must still hash to the SHA-256 in
-``manifest.json``; (2) the suite is rerun from the config recorded in the manifest into a temporary
-folder; (3) the new ``results.json`` is compared with the recorded one, value by value. Exit code 0
+``manifest.json``; (2) when they do, the suite is rerun from the config recorded in the manifest into a
+temporary folder; (3) the new ``results.json`` is compared with the recorded one, value by value. Exit code 0
 when the inputs are unchanged and the results identical; 1 otherwise, listing what differs.
 """
 
@@ -84,7 +84,8 @@ def verify_run(run_dir: str | Path, rerun: bool = True) -> VerifyReport:
         elif sha256_of(path) != item["sha256"]:
             report.input_problems.append(
                 f"{item['role']} {path}: sha256 {item['sha256'][:12]}… recorded, {sha256_of(path)[:12]}… now")
-    if not rerun:
+    if not rerun or report.input_problems:
+        # Changed inputs already fail verification; a rerun on other data would prove nothing.
         return report
     recorded = run_dir / "results.json"
     if not recorded.exists():

@@ -1,0 +1,114 @@
+"""The whole suite through papermill on the example log, and the runner's failure semantics."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from analysis.cli import main
+from analysis.runner import notebook_sources, run_suite
+from analysis.verify import verify_run
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "data" / "example" / "clinic_log.csv"
+
+
+def _config(folder: Path, **extra) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(EXAMPLE, folder / "log.csv")
+    lines = ["name: t", "data: log.csv"] + [f"{k}: {v}" for k, v in extra.items()]
+    path = folder / "run.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("suite")
+    config = _config(folder / "in")
+    outcome = run_suite(config, out=folder / "run", progress=False)
+    assert outcome.status == "succeeded", outcome.error
+    return folder / "run", config
+
+
+def test_suite_writes_every_output(demo_run):
+    run_dir, _ = demo_run
+    for name in ("index.html", "results.json", "manifest.json", "tables/arms.csv", "private/visits.parquet"):
+        assert (run_dir / name).exists(), name
+    for source in notebook_sources():
+        assert (run_dir / "notebooks" / f"{source.stem}.ipynb").exists()
+        owner = (run_dir / "html" / "owner" / f"{source.stem}.html").read_text()
+        researcher = (run_dir / "html" / "researcher" / f"{source.stem}.html").read_text()
+        assert "open_run" in researcher and "open_run" not in owner  # code hidden for owners
+
+
+def test_manifest_records_provenance(demo_run):
+    run_dir, config = demo_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["error"] is None
+    log = next(i for i in manifest["inputs"] if i["role"] == "log")
+    assert log["rows_read"] == sum(1 for _ in EXAMPLE.open()) - 1
+    assert re.fullmatch(r"[0-9a-f]{64}", log["sha256"])
+    assert manifest["config"]["disclosure_threshold"] == 11
+    assert manifest["packages"]["statsmodels"] and manifest["seed"] == 20261121
+    assert "results.json" in manifest["outputs"] and "index.html" in manifest["outputs"]
+    assert manifest["started_utc"].endswith("Z") and manifest["finished_utc"] >= manifest["started_utc"]
+    assert {"commit", "dirty"} <= set(manifest["git"])
+    assert any(e["table"] == "k_anonymity" for e in manifest["disclosure"]["suppressed"])
+
+
+def test_results_json_has_the_documented_sections(demo_run):
+    run_dir, _ = demo_run
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["schema_version"] == "1.0"
+    assert results["data"]["n_patients"] == 360
+
+
+def test_verify_passes_then_names_an_altered_input(demo_run, capsys):
+    run_dir, config = demo_run
+    report = verify_run(run_dir)
+    assert report.ok, report.text()  # rerun gave a byte-identical results.json
+    log = config.parent / "log.csv"
+    original = log.read_bytes()
+    try:
+        log.write_bytes(original.replace(b"\nP0001,C05,2025-12-04,orthotics,6,", b"\nP0001,C05,2025-12-04,orthotics,5,", 1))
+        assert main(["verify", str(run_dir)]) == 1
+        out = capsys.readouterr().out
+        assert "input changed: log" in out and "log.csv" in out
+    finally:
+        log.write_bytes(original)
+
+
+def test_unknown_config_key_stops_before_any_notebook(tmp_path, capsys):
+    config = _config(tmp_path / "in", colums="{}")
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "unknown key 'colums'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_invalid_log_writes_only_the_validation_report(tmp_path):
+    config = _config(tmp_path / "in")
+    log = tmp_path / "in" / "log.csv"
+    log.write_text(log.read_text().replace("orthotics", "reiki", 1))
+    outcome = run_suite(config, out=tmp_path / "run", progress=False)
+    assert outcome.exit_code == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["validation_report.csv"]
+
+
+def test_failing_notebook_marks_the_run_failed(tmp_path):
+    config = _config(tmp_path / "in")
+    broken = tmp_path / "99_broken.py"
+    broken.write_text('# %% tags=["parameters"]\nconfig: str = ""  # c\nrun_dir: str = ""  # r\n'
+                      '# %%\nraise RuntimeError("deliberate failure")\n')
+    outcome = run_suite(config, out=tmp_path / "run", progress=False,
+                        notebooks=[notebook_sources()[0], broken])
+    assert outcome.exit_code == 1 and "deliberate failure" in outcome.error
+    run_dir = tmp_path / "run"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "deliberate failure" in manifest["error"]
+    assert not (run_dir / "results.json").exists()
+    assert "This run failed" in (run_dir / "index.html").read_text()
+    saved = json.loads((run_dir / "notebooks" / "99_broken.ipynb").read_text())
+    assert any(o.get("ename") == "RuntimeError" for c in saved["cells"] for o in c.get("outputs", []))
