@@ -47,6 +47,17 @@ class ValidationFailed(OutcomesError):
         n = len(report)
         super().__init__(f"{path or 'log'}: {n} validation failure{'s' if n != 1 else ''}")
 
+    def summary(self, limit: int = 50) -> str:
+        """One line per failure (line, column, check, message, value), at most ``limit``."""
+        out = []
+        for row in self.report.head(limit).itertuples(index=False):
+            where = f"line {row.line}" + (f", column {row.column!r}" if row.column else "")
+            value = f" [value: {row.value!r}]" if row.value != "" else ""
+            out.append(f"  {where}: {row.check}: {row.message}{value}")
+        if len(self.report) > limit:
+            out.append(f"  ... and {len(self.report) - limit} more (see the report file)")
+        return "".join(line + "\n" for line in out)
+
 
 class IdentifierError(OutcomesError):
     """The log carries direct identifiers; ``findings`` lists column, kind and first lines."""
@@ -58,3 +69,14 @@ class IdentifierError(OutcomesError):
             f"{path or 'log'}: refused, direct identifiers in column(s) {cols}. "
             "Remove them with `drop:` in the run config; values are not shown."
         )
+
+    def summary(self, limit: int = 50) -> str:
+        """One line per finding: column, kind, how it was found, first lines; never values."""
+        out = []
+        for f in self.findings[:limit]:
+            lines = ", ".join(map(str, f.get("lines", [])))
+            out.append(f"  column {f['column']!r}: {f['kind'].replace('_', ' ')} "
+                       f"(found by {f.get('basis', 'content')}; lines {lines})")
+        if len(self.findings) > limit:
+            out.append(f"  ... and {len(self.findings) - limit} more")
+        return "".join(line + "\n" for line in out)
