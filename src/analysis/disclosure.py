@@ -80,3 +80,25 @@ def display_count(n: float | int | None, threshold: int) -> str:
     if n is None or (isinstance(n, float) and np.isnan(n)):
         return "—"
     return str(int(n)) if n >= threshold else f"<{threshold}"
+
+
+def attach_arm_counts(table: pd.DataFrame, arm_counts: dict[str, int], text_column: str = "term",
+                      total: int | None = None) -> pd.DataFrame:
+    """Give each row of a model table the patient count it rests on.
+
+    A row naming one or more arms in ``text_column`` (or in an ``arm`` column) rests on the
+    smallest of those arms; a row naming none rests on all patients (``total``).
+    """
+    import re
+
+    total = int(total if total is not None else sum(arm_counts.values()))
+    patterns = {arm: re.compile(rf"(?<![A-Za-z0-9_]){re.escape(arm)}(?![A-Za-z0-9_])") for arm in arm_counts}
+
+    def count(row) -> int:
+        text = " ".join(str(row[c]) for c in (text_column, "arm") if c in row and pd.notna(row[c]))
+        named = [n for arm, n in arm_counts.items() if patterns[arm].search(text)]
+        return int(min(named)) if named else total
+
+    out = table.copy()
+    out["n_patients"] = [count(row) for _, row in out.iterrows()] if len(out) else pd.Series(dtype=int)
+    return out

@@ -7,6 +7,7 @@ the run context's job. Plain titles and axis labels say what a clinic owner sees
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -55,8 +56,11 @@ def forest(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, 
     ax.set_yticks(ypos, data[label].astype(str))
     if log_scale:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 0.75, 1, 1.5, 2, 4]))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set(title=title, xlabel=xlabel)
-    ax.legend(fontsize="small", frameon=False, loc="best")
+    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.tight_layout()
     return fig
 

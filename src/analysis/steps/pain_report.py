@@ -1,0 +1,62 @@
+"""Notebook 03 — the pain model: fixed effects, marginal means by arm over weeks, contrasts
+against control, diagnostics (researcher view), fit health."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import figures
+from ..context import RunContext, Section
+from ..pain import fit_pain_model
+from .common import arm_counts, has_values, health_table, not_analysed, public_model_table, status_sentence
+from .wording import difference_sentence
+
+
+def run(ctx: RunContext) -> Section:
+    cfg = ctx.cfg
+    opts = cfg.models.pain
+    visits = ctx.visits()
+    if not has_values(visits, opts.outcome):
+        return not_analysed(ctx, "models.pain", f"the log has no {opts.outcome} values")
+    result = fit_pain_model(visits, opts, control=cfg.control, alpha=cfg.models.alpha)
+    counts = arm_counts(visits, opts.outcome)
+    health = health_table({"pain": result.health})
+    ctx.public_table("pain_health", health, count_column=None)
+    if not result.health.estimated:
+        ctx.results("models.pain", {"status": result.health.status, "health": result.health.to_dict(),
+                                    "formula": result.formula})
+        return Section([status_sentence("pain model", result.health)], {"health": health}, {})
+
+    tables = {
+        "fixed_effects": public_model_table(ctx, "pain_fixed_effects", result.fixed_effects, counts),
+        "marginal_means": public_model_table(
+            ctx, "pain_marginal_means", result.marginal_means.merge(
+                result.grid[["term", "arm", "week"]], on="term", how="left"), counts),
+        "contrasts": public_model_table(ctx, "pain_contrasts", result.contrasts.merge(
+            result.grid[["term", "arm", "week"]], on="term", how="left"), counts),
+        "slope_differences": public_model_table(ctx, "pain_slope_differences", result.slope_differences, counts),
+        "variance_components": result.variance_components,
+        "health": health,
+    }
+    ctx.public_table("pain_variance_components", result.variance_components, count_column=None)
+    figs = {"marginal_means": ctx.figure("pain_marginal_means", figures.bands_by_arm(
+        tables["marginal_means"], "estimate", "Pain predicted by the model, by treatment",
+        "pain (0–10)"))}
+    fit = result.fit
+    if fit is not None and fit.residuals is not None:
+        re_cols = fit.random_effects.select_dtypes("number")
+        figs["diagnostics"] = ctx.figure("pain_diagnostics", figures.residual_diagnostics(
+            np.asarray(fit.fitted), np.asarray(fit.residuals), re_cols))
+    last_week = max(opts.weeks)
+    contrasts = tables["contrasts"]
+    sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high, "pain", last_week)
+                 for r in contrasts[contrasts["week"] == last_week].itertuples()]
+    ctx.results("models.pain", {
+        "status": result.health.status, "formula": result.formula, "n_obs": result.n_obs,
+        "n_patients": result.n_patients, "fixed_effects": tables["fixed_effects"],
+        "variance_components": result.variance_components, "health": result.health.to_dict(),
+        "marginal_means": tables["marginal_means"], "contrasts": contrasts,
+        "slope_differences": tables["slope_differences"],
+    })
+    return Section(sentences, tables, figs)
+
