@@ -73,7 +73,9 @@ def test_verify_passes_then_names_an_altered_input(demo_run, capsys):
     log = config.parent / "log.csv"
     original = log.read_bytes()
     try:
-        log.write_bytes(original.replace(b"\nP0001,C05,2025-12-04,orthotics,6,", b"\nP0001,C05,2025-12-04,orthotics,5,", 1))
+        lines = original.split(b"\n")
+        lines[1] = lines[1][:-1] + (b"M" if lines[1].endswith(b"F") else b"F")  # one patient's sex
+        log.write_bytes(b"\n".join(lines))
         assert main(["verify", str(run_dir)]) == 1
         out = capsys.readouterr().out
         assert "input changed: log" in out and "log.csv" in out
@@ -112,3 +114,25 @@ def test_failing_notebook_marks_the_run_failed(tmp_path):
     assert "This run failed" in (run_dir / "index.html").read_text()
     saved = json.loads((run_dir / "notebooks" / "99_broken.ipynb").read_text())
     assert any(o.get("ename") == "RuntimeError" for c in saved["cells"] for o in c.get("outputs", []))
+
+
+def test_no_patient_ids_dates_or_small_cells_leave_the_run(demo_run):
+    import pandas as pd
+
+    run_dir, _ = demo_run
+    log = pd.read_csv(EXAMPLE, dtype=str)
+    ids = set(log["patient_id"])
+    dates = set(log["visit_date"])
+    token = re.compile(r"P\d{4}|\d{4}-\d{2}-\d{2}")
+    public = [p for p in run_dir.rglob("*") if p.is_file() and p.parts[len(run_dir.parts)] != "private"
+              and p.suffix in {".html", ".svg", ".csv", ".json", ".ipynb"}]
+    assert len(public) > 20
+    for path in public:
+        found = set(token.findall(path.read_text(errors="ignore")))
+        assert not (found & ids), f"patient id in {path.relative_to(run_dir)}"
+        assert not (found & dates), f"visit date in {path.relative_to(run_dir)}"
+    for path in (run_dir / "tables").glob("*.csv"):
+        table = pd.read_csv(path)
+        if "n_patients" in table:
+            counts = pd.to_numeric(table["n_patients"], errors="coerce").dropna()
+            assert (counts >= 11).all(), f"cell below the disclosure threshold in {path.name}"
