@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lab bench clean
+.PHONY: help demo test lab clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,9 +24,6 @@ test: $(STAMP) ## set up, then run the whole test suite
 
 lab: $(STAMP) ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/
-
-bench: $(STAMP) ## time the models against their peers (reports/bench/)
-	$(BIN)/python -m analysis.bench --out reports/bench
 
 clean: ## remove the virtual environment and all reports
 	rm -rf $(VENV) reports/*/

@@ -67,3 +67,10 @@ out.table("health")
 
 # %% tags=["researcher-only"]
 out.figure("diagnostics")
+
+# %% [markdown]
+# ## Dose-response (when `models.dose_response: true`)
+# Change in pain per session of each treatment received, for patients who switch between treatments.
+
+# %%
+out.table("dose_response", digits=3)

@@ -51,7 +51,11 @@ def run(ctx: RunContext) -> Section:
     contrasts = tables["contrasts"]
     sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high, "pain", last_week)
                  for r in contrasts[contrasts["week"] == last_week].itertuples()]
+    dose = _dose_response(ctx, visits, counts) if cfg.models.dose_response else None
+    if dose is not None:
+        tables["dose_response"] = dose
     ctx.results("models.pain", {
+        "dose_response": dose,
         "status": result.health.status, "formula": result.formula, "n_obs": result.n_obs,
         "n_patients": result.n_patients, "fixed_effects": tables["fixed_effects"],
         "variance_components": result.variance_components, "health": result.health.to_dict(),
@@ -60,3 +64,27 @@ def run(ctx: RunContext) -> Section:
     })
     return Section(sentences, tables, figs)
 
+
+
+def _dose_response(ctx: RunContext, visits, counts):
+    """Pain on week plus the cumulative sessions of each non-control intervention received.
+
+    Each ``sessions_<intervention>`` coefficient is the change in pain per session delivered,
+    the time-varying-covariate analysis of patients who switch treatment.
+    """
+    from ..arms import session_column
+    from ..config import PainModelOptions
+
+    opts = ctx.cfg.models.pain
+    columns = [session_column(i) for i in ctx.cfg.interventions
+               if i != ctx.cfg.control and session_column(i) in visits and visits[session_column(i)].max() > 0]
+    if not columns:
+        return None
+    formula = f"{opts.outcome} ~ week + " + " + ".join(columns)
+    dose_opts = PainModelOptions(**{**opts.model_dump(), "formula": formula, "covariates": []})
+    result = fit_pain_model(visits, dose_opts, control=ctx.cfg.control, alpha=ctx.cfg.models.alpha)
+    if not result.health.estimated:
+        return None
+    table = result.fixed_effects.copy()
+    table["arm"] = [t.removeprefix("sessions_") if t.startswith("sessions_") else None for t in table["term"]]
+    return public_model_table(ctx, "pain_dose_response", table, counts)

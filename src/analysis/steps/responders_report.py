@@ -15,6 +15,7 @@ def run(ctx: RunContext) -> Section:
     cfg = ctx.cfg
     visits = ctx.visits()
     if not has_values(visits, "pain_score"):
+        ctx.results("models.moderator", {"status": "not analysed: the log has no pain scores"})
         return not_analysed(ctx, "models.responders", "the log has no pain scores")
     r_opts = cfg.models.responders
     resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=r_opts.min_points,
