@@ -1,4 +1,4 @@
-"""Notebook 08 — the few things a clinic owner must know, in plain words, read back from the
+"""Notebook 09 — the few things a clinic owner must know, in plain words, read back from the
 result fragments the earlier notebooks wrote (never from their kernels)."""
 
 from __future__ import annotations

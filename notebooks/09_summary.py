@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 8. Summary: what a clinic owner must know
+# # 9. Summary: what a clinic owner must know
 # The findings of the earlier pages in plain words. Each sentence rests on a 95 % interval: "clearly
 # better" means the interval leaves out "no difference".
 
@@ -21,7 +21,7 @@ run_dir: str = "reports/lab"  # where this run writes
 from analysis.context import open_run
 from analysis.steps import summary_report
 
-ctx = open_run(config, run_dir, section="08_summary")
+ctx = open_run(config, run_dir, section="09_summary")
 out = summary_report.run(ctx)
 
 # %%
