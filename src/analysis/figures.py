@@ -101,3 +101,28 @@ def bars_by_arm(table: pd.DataFrame, y: str, low: str, high: str, title: str, yl
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
+
+
+def claims_forest(table: pd.DataFrame) -> plt.Figure:
+    """One panel per graded claim: estimate and interval, the claimed value (diamond), no effect (0).
+
+    Each claim has its own units (percent fewer episodes, points of pain), so each gets its own axis;
+    values are positive in the claimed direction.
+    """
+    data = table.dropna(subset=["estimate"]).reset_index(drop=True)
+    n = max(len(data), 1)
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, 1.25 * n + 0.6), squeeze=False)
+    for ax, row in zip(axes[:, 0], data.itertuples()):
+        ax.errorbar([row.estimate], [0], xerr=[[row.estimate - row.conf_low], [row.conf_high - row.estimate]],
+                    fmt="o", color="#1f4e79", capsize=4)
+        if row.claimed is not None and not pd.isna(row.claimed):
+            ax.scatter([row.claimed], [0], marker="D", color="#c0392b", zorder=3)
+        ax.axvline(0, ls="--", color="grey", lw=1)
+        ax.set_yticks([])
+        ax.set_title(f"{row.id}: {row.verdict}", fontsize="small", loc="left")
+        ax.set_xlabel(str(row.units), fontsize="x-small")
+        ax.tick_params(axis="x", labelsize="x-small")
+    fig.suptitle("Claims: estimate with 95% interval (dot), claimed value (diamond), no effect (dashed)",
+                 fontsize="small")
+    fig.tight_layout()
+    return fig
