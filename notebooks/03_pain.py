@@ -61,7 +61,7 @@ out.table("variance_components", digits=3)
 # %%
 out.table("health")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Diagnostics (researcher view)
 # Residuals against fitted values, a normal QQ plot and the patients' random effects.
 

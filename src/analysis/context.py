@@ -145,6 +145,7 @@ class RunContext:
         """Write figures/<name>.svg deterministically and return the figure for display."""
         path = self.run_dir / "figures" / f"{name}.svg"
         fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)  # kept for display through Section.figure, released from pyplot's registry
         return fig
 
     def results(self, key: str, value) -> None:
@@ -209,8 +210,24 @@ class Section:
             numeric = [c for c in self.tables[name].columns
                        if c != "suppressed" and pd.api.types.is_numeric_dtype(self.tables[name][c])]
             table.loc[flagged, numeric] = "withheld"
-        return table.style.hide(axis="index").format(precision=digits, na_rep="—")
+        counts = [c for c in table.columns if str(c).startswith("n_") or c in ("week", "visits")]
+
+        def whole(value):
+            if isinstance(value, (int, float)) and not pd.isna(value):
+                return f"{value:.0f}"
+            return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+        return (table.style.hide(axis="index").format(precision=digits, na_rep="—")
+                .format(whole, subset=counts))
 
     def figure(self, name: str):
-        """The named figure, or a note saying why it is absent."""
-        return self.figures[name] if name in self.figures else self._absent(name)
+        """The named figure as SVG for display, or a note saying why it is absent."""
+        if name not in self.figures:
+            return self._absent(name)
+        import io
+
+        from IPython.display import SVG
+
+        buffer = io.BytesIO()
+        self.figures[name].savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        return SVG(buffer.getvalue())
