@@ -1,4 +1,4 @@
-"""The ``outcomes`` command line: validate, simulate, run, verify, demo.
+"""The ``outcomes`` command line: validate, simulate, run, batch, verify, demo.
 
 Every user-facing problem (bad config, unreadable or invalid log, identifying data) ends with a
 message on stderr and exit code 2, never a traceback. Exit code 1 is kept for a run that failed
@@ -56,6 +56,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import format_table, run_batch
+
+    outcome = run_batch(args.config, scheduler=args.scheduler, workers=args.workers, progress=not args.quiet)
+    print(format_table(outcome))
+    return outcome.exit_code
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .context import resolve_path
 
@@ -95,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default reports/<name>/)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("batch", help="run many configs (e.g. one per clinic) on a Dask cluster")
+    p.add_argument("--config", required=True, help="batch file (YAML; see docs/benchmarking.md)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786 "
+                                       "(default: a local cluster)")
+    p.add_argument("--workers", type=int, help="local workers (default one per core); with --scheduler, "
+                                               "wait for this many workers")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("verify", help="check a run's inputs against its manifest, rerun and diff results.json")
     p.add_argument("run_dir")

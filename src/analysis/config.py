@@ -108,6 +108,27 @@ class ModelsConfig(_Section):
     moderator: ModeratorOptions = Field(default_factory=ModeratorOptions)
 
 
+class BenchmarkingOptions(_Section):
+    """Clinic benchmarking (notebook 07; docs/benchmarking.md)."""
+
+    clinic_id: str = Field("", max_length=200,
+                           description="the clinic to highlight as 'your clinic'; '' = none (network view)")
+    week: float | None = Field(None, gt=0, description="last week of the funnel's pain change; "
+                                                       "default the last of models.pain.weeks")
+    min_follow_up_week: float = Field(4.0, ge=0, description="earliest week a follow-up score may be from")
+    adjust_for_baseline: bool = Field(True, description="adjust for baseline pain as well as for arm")
+    overdispersion: Literal["none", "multiplicative", "additive"] = Field(
+        "additive", description="funnel limits: none, multiplicative phi or additive tau^2 (Spiegelhalter 2005)")
+    winsorize: float = Field(0.1, ge=0, lt=0.5, description="share of z-scores winsorised at each end "
+                                                             "before estimating phi / tau^2")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.week is not None and self.min_follow_up_week > self.week:
+            raise ValueError(f"min_follow_up_week ({self.min_follow_up_week}) is after week ({self.week})")
+        return self
+
+
 class RunConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     data: Path
@@ -122,6 +143,7 @@ class RunConfig(_Section):
     seed: int = 20261121
     read: ReadOptions = Field(default_factory=ReadOptions)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    benchmarking: BenchmarkingOptions = Field(default_factory=BenchmarkingOptions)
     claims: Path | None = None
 
     @field_validator("columns")

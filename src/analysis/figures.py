@@ -126,3 +126,61 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
                  fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def _text(value) -> str:
+    """Text for a matplotlib label: a ``$`` would start mathtext, so it is escaped."""
+    return str(value).replace("$", r"\$")
+
+
+def caterpillar(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, title: str,
+                xlabel: str, highlight: str | None = None, reference: float = 0.0) -> plt.Figure:
+    """Clinic effects with intervals, sorted by estimate; the ``highlight`` row stands out.
+
+    Rows with a missing estimate (withheld) are skipped.
+    """
+    data = table.dropna(subset=[estimate]).sort_values([estimate, label], kind="stable").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, 0.42 * max(len(data), 3) + 1.5))
+    ypos = np.arange(len(data))
+    is_hl = (data[label] == highlight).to_numpy() if highlight is not None else np.zeros(len(data), bool)
+    for mask, colour, name in ((~is_hl, "#1f4e79", "clinic"), (is_hl, "#c0392b", _text(highlight))):
+        if mask.any():
+            est, lo, hi = (data.loc[mask, c].to_numpy(float) for c in (estimate, low, high))
+            ax.errorbar(est, ypos[mask], xerr=np.vstack([est - lo, hi - est]), fmt="o", color=colour,
+                        capsize=3, label=name)
+    ax.axvline(reference, ls="--", color="grey", lw=1)
+    ax.set_yticks(ypos, [_text(v) for v in data[label]])
+    for tick, hl in zip(ax.get_yticklabels(), is_hl):
+        if hl:
+            tick.set_fontweight("bold")
+            tick.set_color("#c0392b")
+    ax.set(title=_text(title), xlabel=_text(xlabel))
+    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, target: float, title: str, ylabel: str,
+                highlight: str | None = None, label: str = "label", n: str = "n_patients",
+                y: str = "adjusted_change") -> plt.Figure:
+    """A funnel plot: one point per unit against its number of patients, the target line, and
+    95 % and 99.8 % control limits (``limits`` has ``n_patients`` and ``lower_95, upper_95,
+    lower_99.8, upper_99.8``); each point is labelled, ``highlight`` in red."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    lim = limits.sort_values(n)
+    for level, style in (("95", "--"), ("99.8", ":")):
+        ax.plot(lim[n], lim[f"lower_{level}"], ls=style, color="#555555", lw=1.2, label=f"{level}% limits")
+        ax.plot(lim[n], lim[f"upper_{level}"], ls=style, color="#555555", lw=1.2)
+    ax.axhline(target, color="#1f4e79", lw=1, label="network average")
+    data = points.dropna(subset=[y]).sort_values([n, label], kind="stable")
+    for row in data.itertuples(index=False):
+        name, x_val, y_val = getattr(row, label), getattr(row, n), getattr(row, y)
+        hl = highlight is not None and name == highlight
+        ax.scatter([x_val], [y_val], s=60 if hl else 30, zorder=3, color="#c0392b" if hl else "#1f4e79",
+                   marker="D" if hl else "o")
+        ax.annotate(_text(name), (x_val, y_val), textcoords="offset points", xytext=(6, 4), fontsize="small",
+                    color="#c0392b" if hl else "#222222", fontweight="bold" if hl else "normal")
+    ax.set(title=_text(title), xlabel="patients in the comparison", ylabel=_text(ylabel))
+    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    fig.tight_layout()
+    return fig
