@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lab clean
+.PHONY: help demo test lab bench clean validate-stats
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,8 +22,14 @@ demo: $(STAMP) ## set up, then run the suite on the bundled example log into rep
 test: $(STAMP) ## set up, then run the whole test suite
 	$(BIN)/python -m pytest -q
 
+validate-stats: $(STAMP) ## coverage and type-I error over 500 simulated logs (reports/validation/)
+	$(BIN)/python -m analysis.calibration --logs 500 --out reports/validation
+
 lab: $(STAMP) ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP) ## time the mixed-model engines against statsmodels and lme4 (reports/bench/)
+	$(BIN)/python -m analysis.bench --out reports/bench
 
 clean: ## remove the virtual environment and all reports
 	rm -rf $(VENV) reports/*/

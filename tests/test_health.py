@@ -121,7 +121,7 @@ def test_fallback_chain_simplifies_then_uses_gee(monkeypatch):
     monkeypatch.setattr(StatsmodelsEngine, "fit", never_converges)
     d = small_log()
     f = fit_lmm(d, "pain_score ~ week * C(arm, Treatment(reference='usual_care'))", "patient_id",
-                "slope", clinic="clinic_id")
+                "slope", clinic="clinic_id", engine="statsmodels")
     assert calls == ["slope", "intercept", "intercept"]
     assert f.health.fallback_steps == ["random structure simplified: 'slope' -> 'intercept'",
                                        "clinic level dropped", "GEE (gaussian, exchangeable, robust SE)"]
@@ -132,7 +132,7 @@ def test_fallback_chain_simplifies_then_uses_gee(monkeypatch):
     ols = np.linalg.lstsq(f.design.X, f.design.y, rcond=None)[0]
     assert np.allclose(f.beta, ols, atol=0.5)
     # without fallback: not estimable, and the tried optimizers are kept
-    g = fit_lmm(d, "pain_score ~ week", "patient_id", "slope", fallback=False)
+    g = fit_lmm(d, "pain_score ~ week", "patient_id", "slope", fallback=False, engine="statsmodels")
     assert g.health.status == "not estimable: no optimizer converged"
     assert g.health.optimizers_tried == ["lbfgs", "bfgs", "powell", "nm"]
 

@@ -69,7 +69,7 @@ class PainModelOptions(_Section):
     random: Literal["intercept", "slope"] = "slope"
     clinic_level: bool = False
     weeks: list[float] = Field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0])
-    engine: Literal["auto", "statsmodels"] = "auto"
+    engine: Literal["auto", "pls", "statsmodels"] = "auto"
     optimizers: list[str] = Field(default_factory=lambda: ["lbfgs", "bfgs", "powell", "nm"])
 
 

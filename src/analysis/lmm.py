@@ -8,7 +8,11 @@ Methods
 design ``"~ ..."`` — optionally a random intercept per clinic with patients nested in clinics
 (``(1 | clinic) + (... | clinic:patient)``), and :math:`\varepsilon \sim N(0, \sigma^2 I)`.
 
-**Estimation.** REML by default (``reml=False``: ML). The engine (``"auto"`` = statsmodels)
+**Estimation.** REML by default (``reml=False``: ML). Engine ``"pls"``
+(:mod:`analysis.engine_pls`) minimises lme4's profiled criterion directly, vectorised over
+patients, with an analytic gradient; ``"auto"`` uses it for the models in its class (random
+intercept, or intercept + slope, per patient; optional clinic intercept) and ``"statsmodels"``
+for anything else, saying so in the fit health. Engine ``"statsmodels"`` (the cross-check)
 fits ``statsmodels.MixedLM`` with each optimizer in turn; its solution is converted to lme4's
 :math:`\theta` (relative Cholesky factor) and polished on lme4's profiled criterion
 (:class:`~analysis.satterthwaite.ProfiledDeviance`: bounded L-BFGS-B, Nelder-Mead if needed, Newton), so the
@@ -39,6 +43,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from .engine_pls import PlsEngine, pls_class_problem
 from .errors import ConfigError
 from .formulas import DesignProblem, MixedDesign, build_mixed_design
 from .health import GRADIENT_TOL, SINGULAR_TOL, FitHealth, fit_gee, not_estimable, simpler_structures
@@ -114,7 +119,12 @@ class LmmFit:
 
 
 class LmmEngine(Protocol):
-    """What an engine must do: find lme4's theta for a design (inference is engine-independent)."""
+    """What an engine must do: find lme4's theta for a design (inference is engine-independent).
+
+    An engine may also have ``criterion(design, reml)`` returning its own
+    :class:`~analysis.satterthwaite.ProfiledDeviance` (e.g. a faster subclass); fit_lmm then uses
+    it for the fit and for inference.
+    """
 
     name: str
 
@@ -185,14 +195,45 @@ class StatsmodelsEngine:
         return [min(starts, key=dev.deviance)]
 
 
-ENGINES = {"statsmodels": StatsmodelsEngine}
+class AutoEngine:
+    """The pls engine for the models in its class, statsmodels for the rest (said in the health)."""
+
+    name = "auto"
+
+    def criterion(self, design, reml):
+        if pls_class_problem(design) is None:
+            return PlsEngine.criterion(design, reml)
+        return _criterion(StatsmodelsEngine(), design, reml)
+
+    def fit(self, design, dev, optimizers, health):
+        problem = pls_class_problem(design)
+        if problem is None:
+            theta = PlsEngine().fit(design, dev, optimizers, health)
+            if theta is not None:
+                return theta
+            health.add_warning("engine auto: the pls engine did not converge; trying statsmodels")
+        else:
+            health.add_warning(f"engine auto: {problem}: outside the pls engine's class, "
+                               "fitted with statsmodels")
+        health.engine = "statsmodels"
+        return StatsmodelsEngine().fit(design, dev, optimizers, health)
+
+
+ENGINES = {"auto": AutoEngine, "pls": PlsEngine, "statsmodels": StatsmodelsEngine}
 
 
 def get_engine(engine: str) -> LmmEngine:
-    name = "statsmodels" if engine == "auto" else engine
-    if name not in ENGINES:
-        raise ConfigError(f"unknown mixed-model engine {engine!r}; choose from 'auto', {sorted(ENGINES)}")
-    return ENGINES[name]()
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown mixed-model engine {engine!r}; choose from {sorted(ENGINES)}")
+    return ENGINES[engine]()
+
+
+def _criterion(eng, design, reml) -> ProfiledDeviance:
+    """The engine's own criterion if it has one (see LmmEngine), else the reference implementation."""
+    if hasattr(eng, "criterion"):
+        return eng.criterion(design, reml)
+    return ProfiledDeviance(design.y, design.X, design.Z, design.patient, design.clinic_of_patient,
+                            reml=reml)
 
 
 def fit_lmm(data: pd.DataFrame, fixed: str, group: str, random: str = "slope", time: str = "week",
@@ -219,9 +260,11 @@ def fit_lmm(data: pd.DataFrame, fixed: str, group: str, random: str = "slope", t
     reml : bool
         REML (default) or ML.
     engine : str
-        ``"auto"`` (= ``"statsmodels"``).
+        ``"auto"`` (``"pls"`` for models in its class, else ``"statsmodels"``), ``"pls"`` or
+        ``"statsmodels"``. ``"pls"`` on a model outside its class raises ConfigError.
     optimizers : sequence of str
-        statsmodels optimizers, tried in order.
+        statsmodels optimizers, tried in order (the pls engine has its own, see
+        :mod:`analysis.engine_pls`).
     alpha : float
         1 - confidence level of the intervals.
     fallback : bool
@@ -258,8 +301,7 @@ def fit_lmm(data: pd.DataFrame, fixed: str, group: str, random: str = "slope", t
                 design = build_mixed_design(data, fixed, group, rnd, time, clin)
             except DesignProblem as exc:
                 return _not_estimable(str(exc), health, reml, alpha)
-        dev = ProfiledDeviance(design.y, design.X, design.Z, design.patient,
-                               design.clinic_of_patient, reml=reml)
+        dev = _criterion(eng, design, reml)
         theta = eng.fit(design, dev, optimizers, health)
         if theta is not None:
             return _finish(design, dev, theta, health, alpha)
