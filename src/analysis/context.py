@@ -23,6 +23,7 @@ run at the root, and from the runner.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .config import RunConfig, load_config  # noqa: E402
-from .disclosure import DisclosureLog, suppress_small_cells  # noqa: E402
+from .disclosure import COORDINATES, DisclosureLog, suppress_small_cells  # noqa: E402
 from .results import write_json  # noqa: E402
 
 # Fixed SVG ids and no embedded dates: the same figure gives the same bytes.
@@ -41,6 +42,9 @@ matplotlib.rcParams["svg.hashsalt"] = "clinic-outcomes"
 matplotlib.rcParams["svg.fonttype"] = "none"
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Markup in text that may come from a log (clinic ids, labels): angle brackets would open HTML
+# tags in the rendered notebook, and an unescaped [..](..) a link (javascript: URLs included).
+_MARKUP = re.compile(r"[<>]|(?<!\\)[\[\]]")
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -68,6 +72,14 @@ def escape_formula(value):
         except ValueError:
             return "'" + value
     return value
+
+
+def markdown_safe(text: str) -> str:
+    """Text for a Markdown output with its markup neutralised: ``<`` and ``>`` become entities
+    and ``[`` / ``]`` are backslash-escaped (already escaped ones, e.g. by
+    :func:`analysis.steps.benchmarking_report.markdown_text`, are left as they are)."""
+    return _MARKUP.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(0), "\\" + m.group(0)),
+                       str(text))
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:
@@ -192,12 +204,13 @@ class Section:
         """The section's plain-language findings as Markdown."""
         from IPython.display import Markdown
 
-        return Markdown("\n".join(f"- {s}" for s in self.sentences) or "_Nothing to report._")
+        return Markdown("\n".join(f"- {markdown_safe(s)}" for s in self.sentences)
+                        or "_Nothing to report._")
 
     def _absent(self, name: str):
         from IPython.display import Markdown
 
-        return Markdown(f"_{name.replace('_', ' ').capitalize()}: {self.not_shown}._")
+        return Markdown(f"_{name.replace('_', ' ').capitalize()}: {markdown_safe(self.not_shown)}._")
 
     def table(self, name: str, digits: int = 2):
         """A display copy of a table: rounded, suppressed rows marked, no index."""
@@ -208,7 +221,8 @@ class Section:
             flagged = table.pop("suppressed").to_numpy(dtype=bool)
             table = table.astype(object)
             numeric = [c for c in self.tables[name].columns
-                       if c != "suppressed" and pd.api.types.is_numeric_dtype(self.tables[name][c])]
+                       if c not in ("suppressed", *COORDINATES)
+                       and pd.api.types.is_numeric_dtype(self.tables[name][c])]
             table.loc[flagged, numeric] = "withheld"
         counts = [c for c in table.columns if str(c).startswith("n_") or c in ("week", "visits")]
 
@@ -217,8 +231,9 @@ class Section:
                 return f"{value:.0f}"
             return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
-        return (table.style.hide(axis="index").format(precision=digits, na_rep="—")
-                .format(whole, subset=counts))
+        # escape="html": cells may hold text from a log (clinic ids, labels), shown as text only.
+        return (table.style.hide(axis="index").format(precision=digits, na_rep="—", escape="html")
+                .format(whole, subset=counts, escape="html"))
 
     def figure(self, name: str):
         """The named figure as SVG for display, or a note saying why it is absent."""

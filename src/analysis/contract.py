@@ -13,6 +13,7 @@ lines and adds the raw value.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +34,10 @@ QUASI_IDENTIFIERS = ("age_band", "sex", "clinic_id")
 DEFAULT_CLINIC = "all"
 EARLIEST_DATE = pd.Timestamp("1900-01-01")
 
-_NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+# ASCII digits only: `\d` would also take "５" or "٥", which then fail to convert.
+_NUMBER_RE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NOT_FINITE_RE = r"(?i)[+-]?(?:nan|inf|infinity)"
-_DECIMAL_COMMA_RE = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+"
+_DECIMAL_COMMA_RE = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+),[0-9]+"
 _FAILURE_COLUMNS = ["pos", "column", "check", "message"]
 
 
@@ -130,7 +132,10 @@ def _parse_numbers(text: pd.Series, column: str, delimiter: str | None):
     """Parse distinct values once; return floats and failure frames for unparseable text."""
     codes, u = distinct(text)
     valid = u.str.fullmatch(_NUMBER_RE)
-    values = pd.to_numeric(u.where(valid), errors="coerce").to_numpy(dtype=float)
+    # astype(float) parses with Python's correctly rounded conversion; pd.to_numeric's fast
+    # parser is off by one bit for about a third of 16-17 digit decimals (a value read back
+    # would differ from the one written).
+    values = u.where(valid).astype(float).to_numpy(dtype=float)
     empty = (u == "").to_numpy()
     not_finite = ((valid & ~np.isfinite(values)) | u.str.fullmatch(_NOT_FINITE_RE)).to_numpy()
     comma = (~valid & u.str.fullmatch(_DECIMAL_COMMA_RE)).to_numpy() & (delimiter != ",")
@@ -151,10 +156,31 @@ def _parse_numbers(text: pd.Series, column: str, delimiter: str | None):
     return values[codes], out
 
 
+def _one_date(value: str, fmt: str):
+    """One date's wall-clock timestamp (offset dropped), NaT if it does not parse."""
+    try:
+        stamp = pd.to_datetime(value, format=fmt, errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if pd.isna(stamp):
+        return pd.NaT
+    return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
 def _parse_dates(text: pd.Series, date_format: str | None):
     codes, u = distinct(text)
-    parsed = pd.to_datetime(u, format=date_format or "ISO8601", errors="coerce")
-    if getattr(parsed.dt, "tz", None) is not None:
+    fmt = date_format or "ISO8601"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # mixed offsets: handled below
+            parsed = pd.to_datetime(u, format=fmt, errors="coerce")
+    except (ValueError, TypeError):
+        parsed = None
+    if parsed is None or not pd.api.types.is_datetime64_any_dtype(parsed):
+        # Mixed UTC offsets (or offsets beside naive times) give no single dtype: parse each
+        # distinct value alone and keep its own wall-clock date, as for a uniform offset below.
+        parsed = pd.Series([_one_date(v, fmt) for v in u], index=u.index, dtype="datetime64[ns]")
+    elif getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     bad = (parsed.isna() & (u != "")).to_numpy()
     year = pd.to_numeric(u.str.extract(r"^(\d{4})-\d{1,2}-\d{1,2}", expand=False),

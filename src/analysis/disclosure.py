@@ -1,7 +1,9 @@
 """Statistical disclosure control for every table and figure meant for readers outside a run.
 
 Rule: a cell that rests on fewer patients than ``disclosure_threshold`` (default 11) is suppressed —
-its numbers become empty and the row says ``suppressed``. Every suppression is logged (table, row,
+its numbers become empty and the row says ``suppressed``. A row's other patient counts (columns
+``n_*`` beside the row's own count, e.g. ``n_responders``) from 1 to threshold - 1 are withheld
+one by one. Every suppression is logged (table, row,
 count, threshold) so the manifest can say what was withheld. Counts themselves below the threshold
 are shown as ``<k`` in display tables, never as the exact small number.
 """
@@ -12,6 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+
+#: Numeric columns that locate a cell rather than report on patients (never blanked).
+COORDINATES = ("week",)
 
 
 @dataclass
@@ -61,17 +67,33 @@ def suppress_small_cells(
         raise KeyError(f"{table_name}: no {count_column!r} column to check against the threshold")
     out = table.copy()
     small = out[count_column].fillna(0).to_numpy() < threshold
-    numeric = [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c]) and c != "suppressed"]
+    # Coordinates say where a cell is (week 12), not what it holds: they stay, so that a fully
+    # suppressed table still reads "withheld at week 12" and code reading it finds its weeks.
+    numeric = [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c])
+               and c != "suppressed" and c not in COORDINATES]
     for col in numeric:
         out[col] = out[col].astype(float)
         out.loc[small, col] = np.nan
     out["suppressed"] = small
+    keys = key_columns or [c for c in out.columns if c not in numeric and c != "suppressed"]
     if log is not None and small.any():
-        keys = key_columns or [c for c in out.columns if c not in numeric and c != "suppressed"]
         for _, row in table.loc[small].iterrows():
             label = ", ".join(f"{k}={row[k]}" for k in keys) or str(row.name)
             log.record(table_name, label, int(row[count_column]) if pd.notna(row[count_column]) else None,
                        f"fewer than {threshold} patients")
+    # The row's other patient counts (n_responders, n_assessable, ...) are cells too: one from 1
+    # to threshold - 1 is withheld even when the row itself rests on enough patients.
+    for col in [c for c in numeric if str(c).startswith("n_") and c != count_column]:
+        values = out[col].to_numpy(dtype=float)
+        tiny = ~small & (values > 0) & (values < threshold)
+        if not tiny.any():
+            continue
+        out.loc[tiny, col] = np.nan
+        if log is not None:
+            for _, row in table.loc[tiny].iterrows():
+                label = ", ".join(f"{k}={row[k]}" for k in keys) or str(row.name)
+                log.record(table_name, f"{label}: {col}", int(row[col]),
+                           f"{col} below {threshold}")
     return out
 
 

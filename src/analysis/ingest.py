@@ -263,9 +263,18 @@ def _read_csv(path: Path, options: ReadOptions) -> RawLog:
         else:
             starts, counts = _record_layout_csv(text, delimiter, path)
         width = int(counts.max())
-        frame = pd.read_csv(io.BytesIO(encoded), sep=delimiter, header=None,
-                            names=list(range(width)), dtype=str, na_filter=False,
-                            index_col=False, encoding="utf-8", engine="c")
+        try:
+            frame = pd.read_csv(io.BytesIO(encoded), sep=delimiter, header=None,
+                                names=list(range(width)), dtype=str, na_filter=False,
+                                index_col=False, encoding="utf-8", engine="c")
+        except pd.errors.ParserError as exc:
+            # csv.reader (non-strict) lets a quote left open run to the end of the file; the
+            # C parser does not. Name the record it started on, as a person counts lines.
+            found = re.search(r"row (\d+)", str(exc))
+            record = int(found.group(1)) if found else -1
+            line = int(starts[record]) if 0 <= record < len(starts) else None
+            raise InputError(f"cannot parse CSV ({str(exc).strip()}); is a quote left open?",
+                             path=str(path), line=line) from None
         if len(frame) != len(starts):
             frame = _cells_from_csv_module(text, delimiter, width)
     finally:

@@ -4,7 +4,10 @@ Order of work, so that a bad input never leaves a report that looks final:
 
 1. the config is validated (unknown keys refused by name) before any notebook starts;
 2. the log is validated and anonymity-checked in-process; on failure only
-   ``validation_report.csv`` is written and the exit code is 2;
+   ``validation_report.csv`` is written and the exit code is 2; then every user-given model
+   formula and covariate is checked (:func:`check_model_formulas`) against the validated columns
+   and the claims file is read, so that an unsafe formula or a bad claims file is refused (exit
+   code 2) before any notebook starts;
 3. notebooks run in order (``notebooks/NN_*.py``, jupytext py:percent, converted in memory); each
    executed notebook is saved, and rendered to HTML twice (owner: code hidden, researcher-only
    cells removed; researcher: with code);
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from .config import load_config
 from .context import project_root
-from .errors import IdentifierError, OutcomesError, ValidationFailed
+from .errors import ConfigError, IdentifierError, OutcomesError, ValidationFailed
 from .manifest import build_manifest, utc_now
 from .results import merge_fragments, write_json
 
@@ -45,6 +48,48 @@ def notebook_sources(root: Path | None = None) -> list[Path]:
     """The suite's notebooks in pipeline order (``notebooks/NN_name.py``)."""
     folder = (root or project_root(Path(__file__).parent)) / NOTEBOOK_DIR
     return sorted(p for p in folder.glob("[0-9][0-9]_*.py"))
+
+
+def check_model_formulas(cfg, columns) -> None:
+    """Check every user-given formula, covariate and outcome of ``cfg.models`` before any fit.
+
+    patsy evaluates formula terms as Python, so a formula such as
+    ``pain_score ~ __import__('os').system('...')`` must be refused before a notebook runs it.
+    Each text goes through :func:`analysis.formulas.check_formula` with the validated columns
+    plus those the models derive (``arm``, ``baseline_<outcome>``, ``overpronated``,
+    ``sessions_<intervention>``).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+    columns : iterable of str
+        Columns of the validated table.
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key and the refused token.
+    """
+    from .arms import session_column
+    from .formulas import check_formula
+
+    m = cfg.models
+    allowed = set(columns) | {"arm", "week", "visit", "overpronated", "baseline_pain",
+                              f"baseline_{m.pain.outcome}"}
+    allowed |= {session_column(i) for i in cfg.interventions}
+    texts = [("models.pain.formula", m.pain.formula)] if m.pain.formula is not None else []
+    for section in ("pain", "episodes", "strength"):
+        texts += [(f"models.{section}.covariates[{i}]", c)
+                  for i, c in enumerate(getattr(m, section).covariates)]
+    for key, text in texts:
+        try:
+            check_formula(text, allowed)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    # The outcome is looked up as a column (an absent one is "not analysed"), never evaluated;
+    # it must still be a plain name, since the default formula puts it on the left-hand side.
+    if not m.pain.outcome.isidentifier() or m.pain.outcome.startswith("__"):
+        raise ConfigError(f"models.pain.outcome: {m.pain.outcome!r} is not a column name")
 
 
 def _prepare_run_dir(run_dir: Path) -> None:
@@ -102,7 +147,13 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
         validated = validate_log(cfg)
     except (ValidationFailed, IdentifierError) as exc:
         write_validation_failure(exc, run_dir)
-        return RunOutcome(run_dir, "refused", 2, str(exc))
+        # The failures themselves (line, column, check), so `outcomes run` names them too.
+        return RunOutcome(run_dir, "refused", 2, f"{exc}\n{exc.summary()}".rstrip())
+    check_model_formulas(cfg, validated.data.columns)
+    if cfg.claims is not None:  # a bad claims file is refused now, not in notebook 08
+        from .claims import load_claims
+
+        load_claims(cfg.claims)
 
     sources = notebooks or notebook_sources(root)
     params = {"config": str(config_path), "run_dir": str(run_dir)}

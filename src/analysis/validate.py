@@ -193,12 +193,13 @@ def _run_schema(typed, lines, cfg, layout: Layout, today, found) -> pd.DataFrame
                             cases["column"].astype(str) + " is required; the cell is empty")
     out = pd.DataFrame({"pos": pos, "column": column, "check": check, "message": message})
     out = out.drop_duplicates(["pos", "column", "check"])
-    # A cell that could not be typed is already reported; do not call it "empty" as well.
+    # A cell that could not be typed is already reported; do not call it "empty" as well
+    # (nor "exposure missing": an exposure of -inf is not finite, not absent).
     if found:
         typed_fail = pd.concat(found)
         seen = pd.MultiIndex.from_frame(typed_fail[["pos", "column"]])
         again = pd.MultiIndex.from_frame(out[["pos", "column"]]).isin(seen)
-        out = out[~(again & (out["check"] == "missing"))]
+        out = out[~(again & out["check"].isin(["missing", "exposure_missing"]))]
     for name, previous, words in (("duplicate_visit", False, "first on line"),
                                   ("time_order", True, "previous visit on line")):
         sel = out["check"] == name
