@@ -123,6 +123,22 @@ def _validate_worker(spec: dict) -> dict:
     return {"seconds": [time.perf_counter() - t], "rows": int(v.n_rows), "peak_mb": _peak_mb()}
 
 
+def _suite_worker(spec: dict) -> dict:
+    import resource
+
+    from .runner import run_suite
+
+    t = time.perf_counter()
+    outcome = run_suite(spec["config"], out=spec["out"], progress=False)
+    seconds = time.perf_counter() - t
+    # The notebooks run in kernel subprocesses: report the larger of this process and its children.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    manifest = json.loads((Path(spec["out"]) / "manifest.json").read_text()) if outcome.exit_code != 2 else {}
+    rows = next((i["rows_used"] for i in manifest.get("inputs", []) if i["role"] == "log"), None)
+    return {"seconds": [seconds], "rows": rows, "peak_mb": max(_peak_mb(), children),
+            "status": outcome.status + (f": {outcome.error}" if outcome.error else "")}
+
+
 def _run_worker(spec: dict, timeout: float) -> dict | None:
     cmd = [sys.executable, "-m", "analysis.bench", "--worker", json.dumps(spec)]
     try:
@@ -206,7 +222,8 @@ def _merge(runs: list[dict | None]) -> dict | None:
 
 
 def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: float = 300.0,
-                  use_r: bool = True, log_rows: int = 1_000_000) -> list[dict]:
+                  use_r: bool = True, log_rows: int = 1_000_000, suite_patients: int = 20000,
+                  batch_runs: int = 4) -> list[dict]:
     """Run every step, write ``out/bench.json`` and return its rows (see the module docstring).
 
     lme4 and pls run in alternating rounds (R, then pls, ``repeats`` times), so that both see
@@ -257,6 +274,10 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
                 print(f"  {model}, {n} patients: done", file=sys.stderr, flush=True)
         if log_rows:
             rows.append(_validate_step(work, log_rows, cap))
+        if suite_patients:
+            rows.append(_suite_step(work, suite_patients, cap))
+        if batch_runs:
+            rows += _batch_rows(batch_runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not have_r:
@@ -277,6 +298,35 @@ def _validate_step(work: Path, log_rows: int, cap: float) -> dict:
         return _row(name, None, "analysis.validate", note=f"> {cap:g} s")
     return _row(name, None, "analysis.validate", res["seconds"], rows=res["rows"],
                 peak_mb=res["peak_mb"], note=f"{path.stat().st_size / 1e6:.0f} MB CSV")
+
+
+def _suite_step(work: Path, n_patients: int, cap: float) -> dict:
+    """The whole notebook suite (``outcomes run``) on a simulated log of ``n_patients``."""
+    path = work / "suite" / "log.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_simulation(path, n_patients=n_patients, n_clinics=20, seed=2, arms=ARMS)
+    (path.parent / "run.yaml").write_text("name: bench_suite\ndata: log.csv\n", encoding="utf-8")
+    res = _run_worker({"kind": "suite", "config": str(path.parent / "run.yaml"),
+                       "out": str(work / "suite" / "run")}, timeout=10 * cap)
+    name = "whole suite (outcomes run)"
+    if res is None:
+        return _row(name, n_patients, "analysis.runner", note=f"> {10 * cap:g} s")
+    return _row(name, n_patients, "analysis.runner", res["seconds"], rows=res["rows"],
+                peak_mb=res["peak_mb"], note=res["status"])
+
+
+def _batch_rows(n_runs: int) -> list[dict]:
+    """Batch throughput on a LocalCluster with 1 and 2 workers (runs per minute in the note)."""
+    from .batch import batch_throughput
+
+    rows = []
+    for workers in (1, 2):
+        res = batch_throughput(n_runs=n_runs, workers=workers)
+        rows.append(_row(f"batch of {n_runs} small runs", res["n_patients"], f"dask, {workers} worker(s)",
+                         [res["seconds"]],
+                         note=f"{res['runs_per_minute']:.2f} runs/min; {res['succeeded']}/{n_runs} succeeded; "
+                              f"cluster start {res['startup_seconds']:.1f} s"))
+    return rows
 
 
 def format_table(rows: list[dict]) -> str:
@@ -308,14 +358,19 @@ def main(argv=None) -> int:
     ap.add_argument("--no-r", action="store_true", help="do not run lme4 even if R is installed")
     ap.add_argument("--log-rows", type=int, default=1_000_000,
                     help="rows of the validated log (0: skip)")
+    ap.add_argument("--suite-patients", type=int, default=20000,
+                    help="patients of the whole-suite timing (0: skip)")
+    ap.add_argument("--batch-runs", type=int, default=4,
+                    help="runs of the batch-throughput timing with 1 and 2 workers (0: skip)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         spec = json.loads(args.worker)
-        print(json.dumps(_fit_worker(spec) if spec["kind"] == "fit" else _validate_worker(spec)))
+        workers = {"fit": _fit_worker, "validate": _validate_worker, "suite": _suite_worker}
+        print(json.dumps(workers[spec["kind"]](spec)))
         return 0
     rows = run_benchmark(args.out, tuple(args.sizes), args.repeats, args.cap, not args.no_r,
-                         args.log_rows)
+                         args.log_rows, args.suite_patients, args.batch_runs)
     print(format_table(rows))
     print(f"\nwrote {args.out / 'bench.json'}; machine load makes these timings noisy")
     return 0
