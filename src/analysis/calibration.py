@@ -247,6 +247,12 @@ def summarise(logs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+def _bars(rows: pd.DataFrame) -> list:
+    """Error-bar lengths below and above each rate (never negative)."""
+    return [(rows["rate"] - rows["rate_low"]).clip(lower=0),
+            (rows["rate_high"] - rows["rate"]).clip(lower=0)]
+
+
 def plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     """Coverage (effect and null logs) and type-I error, each with its Wilson interval (SVG)."""
     import matplotlib
@@ -260,19 +266,18 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> Path:
     y = np.arange(len(cov))
     left.axvspan(0.94, 0.96, color="#d9ead3", label="goal 94-96 %")
     left.axvline(0.95, color="#38761d", lw=1)
-    left.errorbar(cov["rate"], y, xerr=[cov["rate"] - cov["rate_low"],
-                                        cov["rate_high"] - cov["rate"]], fmt="o", color="#1f4e79")
-    left.set_yticks(y, [f"{n.replace('_', ' ')} ({s})" for n, s in zip(cov["name"], cov["scenario"])],
-                    fontsize=8)
+    left.errorbar(cov["rate"], y, xerr=_bars(cov), fmt="o", color="#1f4e79")
+    labels = [f"{n.replace('_', ' ')} ({s})" for n, s in zip(cov["name"], cov["scenario"])]
+    left.set_yticks(y, labels, fontsize=8)
     left.set_xlim(min(0.85, float(cov["rate_low"].min()) - 0.01), 1.0)
     left.set_xlabel("coverage of the 95 % interval")
     left.legend(loc="lower left", fontsize=8)
-    t1 = table[(table["kind"] == "supported") & (table["scenario"] == "null")].reset_index(drop=True)
+    t1 = table[(table["kind"] == "supported") & (table["scenario"] == "null")]
+    t1 = t1.reset_index(drop=True)
     y = np.arange(len(t1))
     right.axvspan(0, 0.05, color="#d9ead3", label="goal <= 5 %")
     right.axvline(0.025, color="#38761d", lw=1, ls="--", label="nominal 2.5 % (one-sided)")
-    right.errorbar(t1["rate"], y, xerr=[t1["rate"] - t1["rate_low"], t1["rate_high"] - t1["rate"]],
-                   fmt="o", color="#990000")
+    right.errorbar(t1["rate"], y, xerr=_bars(t1), fmt="o", color="#990000")
     right.set_yticks(y, list(t1["name"]), fontsize=8)
     right.set_xlim(0, max(0.1, float(t1["rate_high"].max()) + 0.01))
     right.set_xlabel("'supported' on null logs (type-I error)")
@@ -337,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = settings["seconds"]
     write_study(logs, table, Path(args.out), settings)
     shown = table.assign(rate=table["rate"].map("{:.3f}".format))
-    print(shown[["kind", "scenario", "name", "n_estimated", "count", "rate"]].to_string(index=False))
+    columns = ["kind", "scenario", "name", "n_estimated", "count", "rate"]
+    print(shown[columns].to_string(index=False))
     print(f"{2 * settings['n_logs']} logs in {seconds:.0f} s; wrote "
           f"{args.out}/calibration.{{csv,json,svg}}")
     return 0

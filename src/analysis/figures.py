@@ -93,8 +93,9 @@ def bars_by_arm(table: pd.DataFrame, y: str, low: str, high: str, title: str, yl
     fig, ax = plt.subplots(figsize=(7, 4))
     colours = _palette(list(data["arm"]))
     ax.bar(data["arm"].astype(str), data[y], color=[colours[a] for a in data["arm"]], alpha=0.85)
-    ax.errorbar(data["arm"].astype(str), data[y], yerr=[data[y] - data[low], data[high] - data[y]],
-                fmt="none", color="black", capsize=4)
+    # Score intervals can put a bound a rounding error inside the estimate (0 responders): clip at 0.
+    yerr = [(data[y] - data[low]).clip(lower=0), (data[high] - data[y]).clip(lower=0)]
+    ax.errorbar(data["arm"].astype(str), data[y], yerr=yerr, fmt="none", color="black", capsize=4)
     if reference is not None:
         ax.axhline(reference, color="grey", lw=1, ls="--")
     ax.set(title=title, ylabel=ylabel, xlabel="")

@@ -81,7 +81,8 @@ def test_python_tags_in_the_claims_file_are_refused_before_any_notebook(tmp_path
 
 HOSTILE_MODELS = [
     {"pain": {"formula": "pain_score ~ __import__('os').system('touch {marker}')"}},
-    {"pain": {"formula": "pain_score ~ week + eval(\"__import__('os').system('touch {marker}')\")"}},
+    {"pain": {"formula": "pain_score ~ week + "
+                         "eval(\"__import__('os').system('touch {marker}')\")"}},
     {"pain": {"formula": "pain_score ~ week.__class__.__base__.__subclasses__()"}},
     {"pain": {"formula": "pain_score ~ (lambda: open('{marker}', 'w'))()"}},
     {"pain": {"formula": "pain_score ~ week; import os"}},

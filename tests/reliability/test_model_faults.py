@@ -5,9 +5,10 @@ Each scenario is a small simulated log (analysis.simulate) bent into a shape the
 fully handle: no between-patient variance, collinear covariates, one clinic with a clinic level,
 an arm of one patient, an arm without pain scores, one visit per patient, strength in huge
 units, no control arm, an arm without episodes, two patients per arm, no foot posture column,
-no episode columns, an arm in which nobody responds. Every run must end ``succeeded``; every model's status in results.json is
-``estimated``, ``not estimable: <reason>`` or ``not analysed: <reason>``; and every status other
-than ``estimated`` is in the summary's "not analysed" list and on index.html.
+no episode columns, an arm in which nobody responds. Every run must end ``succeeded``; every
+model's status in results.json is ``estimated``, ``not estimable: <reason>`` or ``not analysed:
+<reason>``; and every status other than ``estimated`` is in the summary's "not analysed" list
+and on index.html.
 
 Three scenarios go through all nine notebooks; the others run notebook 01 (validation), the
 notebooks of the models concerned and 09 (summary), to keep this file near four minutes on the
@@ -45,7 +46,7 @@ def _keep_patients(log, ids) -> pd.DataFrame:
 def base(n=60, clinics=3, seed=7, **truth) -> pd.DataFrame:
     # No switching: each patient's arm is then simply the intervention on every visit. Usual
     # care improves a little faster than by default so that every arm of these small logs has
-    # responders (an arm with none hits a separate bug: see ZERO_RESPONDERS).
+    # responders (an arm with none is its own scenario).
     effects = Truth(switch_fraction=0.0, pain_slope_per_week={"usual_care": -0.15}, **truth)
     log, _ = simulate_log(n, clinics, seed=seed, effects=effects)
     return log
@@ -119,13 +120,6 @@ def one_clinic():
     return base(clinics=1)
 
 
-#: A bug outside this suite's files (reported): an arm with 0 responders gets a Wilson lower
-#: bound of 2.8e-17 > 0 = estimate (statsmodels' float error), and figures.bars_by_arm passes the
-#: negative error bar to matplotlib, which raises, so notebook 06 fails. Remove once fixed.
-ZERO_RESPONDERS = pytest.mark.xfail(
-    reason="06_responders fails on an arm with 0 responders: negative yerr in "
-           "figures.bars_by_arm (Wilson conf_low 2.8e-17 > estimate 0)", strict=False)
-
 # name, log, config models (and other keys), notebooks, {results key: expected status start}
 SCENARIOS = [
     ("zero_patient_variance", zero_patient_variance, {}, ["01", "03", "09"],
@@ -158,8 +152,7 @@ SCENARIOS = [
      {"moderator": ("not analysed: the log has no foot posture index",)}),
     ("no_episode_columns", no_episodes, {}, ["01", "04", "09"],
      {"episodes": ("not analysed: the log has no episode counts",)}),
-    pytest.param("arm_without_responders", no_responders, {}, ["01", "06", "09"], {},
-                 marks=ZERO_RESPONDERS),
+    pytest.param("arm_without_responders", no_responders, {}, ["01", "06", "09"], {}),
 ]
 
 

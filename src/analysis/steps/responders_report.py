@@ -35,7 +35,8 @@ def run(ctx: RunContext) -> Section:
     for r in differences.dropna(subset=["estimate"]).itertuples():
         sentences.append(f"{pretty_arm(r.arm).capitalize()} vs {pretty_arm(cfg.control)}: "
                          f"{100 * r.estimate:+.0f} percentage points ({certainty(r.conf_low, r.conf_high)}).")
-    results = {"definition": resp.definition, "proportions": proportions, "differences": differences}
+    results = {"status": "estimated", "definition": resp.definition, "proportions": proportions,
+               "differences": differences}
     ctx.results("models.responders", results)
 
     if has_values(visits, "foot_posture_index"):

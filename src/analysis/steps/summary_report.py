@@ -54,8 +54,9 @@ def run(ctx: RunContext) -> Section:
         counts = pd.Series([c["verdict"] for c in claims]).value_counts()
         headlines.append("Claims checked: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
     pain = models.get("pain", {})
-    if pain.get("contrasts"):
-        last = max(r["week"] for r in pain["contrasts"] if r.get("week") is not None)
+    weeks = [r["week"] for r in pain.get("contrasts") or [] if r.get("week") is not None]
+    if weeks:
+        last = max(weeks)
         rows = [r for r in pain["contrasts"] if r.get("week") == last]
         headlines.append(_sentence(f"Pain at week {last:g}", _clear(rows, 0.0, True), control))
     episodes = models.get("episodes", {})
