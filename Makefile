@@ -23,13 +23,13 @@ test: $(STAMP) ## set up, then run the whole test suite
 	$(BIN)/python -m pytest -q
 
 validate-stats: $(STAMP) ## coverage and type-I error over 500 simulated logs (reports/validation/)
-	$(BIN)/python -m analysis.calibration --logs 500 --out reports/validation
+	$(BIN)/python -m analysis.studies.calibration --logs 500 --out reports/validation
 
 lab: $(STAMP) ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP) ## time the mixed-model engines against statsmodels and lme4 (reports/bench/)
-	$(BIN)/python -m analysis.bench --out reports/bench
+	$(BIN)/python -m analysis.studies.bench --out reports/bench
 
 clean: ## remove the virtual environment and all reports
 	rm -rf $(VENV) reports/*/

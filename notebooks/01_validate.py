@@ -19,8 +19,8 @@ config: str = "config/demo.yaml"  # the run config (relative to the project root
 run_dir: str = "reports/lab"  # where this run writes
 
 # %%
-from analysis.context import open_run
-from analysis.steps import intake
+from analysis.report.context import open_run
+from analysis.report.sections import intake
 
 ctx = open_run(config, run_dir, section="01_validate")
 out = intake.run(ctx)

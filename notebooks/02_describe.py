@@ -18,8 +18,8 @@ config: str = "config/demo.yaml"  # the run config (relative to the project root
 run_dir: str = "reports/lab"  # where this run writes
 
 # %%
-from analysis.context import open_run
-from analysis.steps import description
+from analysis.report.context import open_run
+from analysis.report.sections import description
 
 ctx = open_run(config, run_dir, section="02_describe")
 out = description.run(ctx)

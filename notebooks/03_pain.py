@@ -19,8 +19,8 @@ config: str = "config/demo.yaml"  # the run config (relative to the project root
 run_dir: str = "reports/lab"  # where this run writes
 
 # %%
-from analysis.context import open_run
-from analysis.steps import pain_report
+from analysis.report.context import open_run
+from analysis.report.sections import pain as pain_report
 
 ctx = open_run(config, run_dir, section="03_pain")
 out = pain_report.run(ctx)

@@ -20,8 +20,8 @@ config: str = "config/demo.yaml"  # the run config (relative to the project root
 run_dir: str = "reports/lab"  # where this run writes
 
 # %%
-from analysis.context import open_run
-from analysis.steps import episodes_report
+from analysis.report.context import open_run
+from analysis.report.sections import episodes as episodes_report
 
 ctx = open_run(config, run_dir, section="04_episodes")
 out = episodes_report.run(ctx)

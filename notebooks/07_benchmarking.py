@@ -23,8 +23,8 @@ run_dir: str = "reports/lab"  # where this run writes
 clinic_id: str = ""  # the clinic to highlight; empty: the run config's benchmarking.clinic_id, or none
 
 # %%
-from analysis.context import open_run
-from analysis.steps import benchmarking_report
+from analysis.report.context import open_run
+from analysis.report.sections import benchmarking as benchmarking_report
 
 ctx = open_run(config, run_dir, section="07_benchmarking")
 out = benchmarking_report.run(ctx, clinic_id=clinic_id)

@@ -24,8 +24,8 @@ config: str = "config/demo.yaml"  # the run config (relative to the project root
 run_dir: str = "reports/lab"  # where this run writes
 
 # %%
-from analysis.context import open_run
-from analysis.steps import claims_report
+from analysis.report.context import open_run
+from analysis.report.sections import claims as claims_report
 
 ctx = open_run(config, run_dir, section="08_claims")
 out = claims_report.run(ctx)

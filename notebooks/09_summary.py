@@ -18,8 +18,8 @@ config: str = "config/demo.yaml"  # the run config (relative to the project root
 run_dir: str = "reports/lab"  # where this run writes
 
 # %%
-from analysis.context import open_run
-from analysis.steps import summary_report
+from analysis.report.context import open_run
+from analysis.report.sections import summary as summary_report
 
 ctx = open_run(config, run_dir, section="09_summary")
 out = summary_report.run(ctx)

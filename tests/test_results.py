@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.results import dumps, merge_fragments, to_jsonable, write_json
-from analysis.verify import diff_results, flatten
+from analysis.run.verify import diff_results, flatten
 
 
 def test_numbers_are_rounded_to_ten_significant_digits():

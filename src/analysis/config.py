@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from analysis.errors import ConfigError
 
 DEFAULT_INTERVENTIONS = [
     "foot_massage",

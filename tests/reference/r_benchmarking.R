@@ -1,4 +1,4 @@
-# Reference numbers for analysis.benchmarking: clinic conditional modes with their conditional SDs
+# Reference numbers for analysis.endpoints.benchmarking: clinic conditional modes with their conditional SDs
 # (lme4's condVar, and the prediction-error SD that also carries the uncertainty in beta), and the
 # funnel-plot quantities of Spiegelhalter (2005, Stat Med 24:1185) computed by hand in R.
 # Data: tests/reference/r_clinic_lmm.csv (made by r_clinic_lmm.R; 80 patients in 6 clinics). Its

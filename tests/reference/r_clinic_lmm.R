@@ -1,4 +1,4 @@
-# Reference numbers for analysis.lmm / marginal / pain / strength / moderator beyond sleepstudy:
+# Reference numbers for analysis.models.lmm / marginal / pain / strength / moderator beyond sleepstudy:
 # a simulated clinic log (patients nested in clinics, 4 arms), fitted with lme4 + lmerTest and
 # summarised with emmeans (Satterthwaite df, no multiplicity adjustment).
 # Usage: Rscript tests/reference/r_clinic_lmm.R tests/reference

@@ -1,4 +1,4 @@
-# Reference numbers for the episode count models (src/analysis/glmm_counts.py, gee_counts.py,
+# Reference numbers for the episode count models (src/analysis/models/glmm_counts.py, gee_counts.py,
 # episodes.py). Usage: Rscript tests/reference/r_counts_reference.R tests/reference
 # Reads epil.csv and episodes_sim.csv (made by make_episodes_sim.py), writes r_counts_reference.json.
 suppressMessages({library(lme4); library(glmmTMB); library(geepack); library(MASS); library(jsonlite)})
@@ -70,7 +70,7 @@ out$epil_gee_negbin_exch <- c(list(formula = "y ~ trt + lbase + lage + V4, NB va
   poisson_self_check_max_abs_diff_vs_geeglm = self_check),
   gee_exch(fe, ep, "subject", function(mu) mu + mu^2 / th))
 
-# Simulated log: follow-up rows (week > 0), baseline covariate as in src/analysis/episodes.py.
+# Simulated log: follow-up rows (week > 0), baseline covariate as in src/analysis/endpoints/episodes.py.
 sim <- read.csv(file.path(dir, "episodes_sim.csv"))
 base <- aggregate(cbind(episodes, exposure_days) ~ patient_id, data = sim[sim$week <= 0, ], FUN = sum)
 fu <- sim[sim$week > 0, ]

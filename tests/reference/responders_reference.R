@@ -1,4 +1,4 @@
-# Reference numbers for tests/test_responders.py, from base R only (stats::prop.test).
+# Reference numbers for tests/endpoints/test_responders.py, from base R only (stats::prop.test).
 # Run:  Rscript tests/reference/responders_reference.R tests/reference
 # Writes responders_reference.json (15 significant digits) into the folder given.
 #

@@ -14,17 +14,16 @@ import csv
 import time
 from pathlib import Path
 
+import generate_bad_logs as gen
 import pandas as pd
 import pytest
 
-from analysis.cli import main
 from analysis.config import load_config
-from analysis.context import FORMULA_PREFIXES, open_run
-from analysis.runner import notebook_sources, run_suite
-from analysis.steps import description, intake
-from analysis.validate import REPORT_FILE, validate_log
-
-import generate_bad_logs as gen
+from analysis.intake.validate import REPORT_FILE, validate_log
+from analysis.report.context import FORMULA_PREFIXES, open_run
+from analysis.report.sections import description, intake
+from analysis.run.cli import main
+from analysis.run.runner import notebook_sources, run_suite
 
 CASES = gen.cases()
 FAULTS = [c for c in CASES if c.outcome != "accepted"]

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.cli import main
-from analysis.context import FORMULA_PREFIXES
-from analysis.runner import run_suite
-from analysis.simulate import simulate_log
+from analysis.report.context import FORMULA_PREFIXES
+from analysis.run.cli import main
+from analysis.run.runner import run_suite
+from analysis.studies.simulate import simulate_log
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(2)">'
@@ -111,7 +111,7 @@ def test_hostile_formulas_are_refused_before_any_notebook(tmp_path, capsys, mode
 
 def test_a_safe_formula_still_passes_the_preflight(tmp_path):
     from analysis.config import load_config
-    from analysis.runner import check_model_formulas
+    from analysis.run.runner import check_model_formulas
 
     small_log(tmp_path)
     config = write_config(tmp_path, yaml.safe_dump({

@@ -4,7 +4,7 @@ a patient count below the disclosure threshold.
 Files meant for readers are everything in the run folder but ``private/``: index.html, the owner
 and researcher HTML pages (the executed notebooks' outputs), the SVG figures (their text
 elements, read as XML), tables/*.csv, results.json and its fragments, the manifest, the logs and
-the executed notebooks. tests/test_runner.py has a shorter version of this scan; this one also
+the executed notebooks. tests/run/test_runner.py has a shorter version of this scan; this one also
 reads the SVG text as text, un-escapes the HTML, looks for dates in other formats and reads every
 patient count, in CSV, JSON and the HTML tables.
 """
@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from analysis.disclosure import DisclosureLog, suppress_small_cells
-from analysis.runner import run_suite
+from analysis.report.disclosure import DisclosureLog, suppress_small_cells
+from analysis.run.runner import run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "data" / "example" / "clinic_log.csv"

@@ -1,7 +1,7 @@
 """Model faults through the whole runner: the run completes and says, in words, what it could
 not estimate.
 
-Each scenario is a small simulated log (analysis.simulate) bent into a shape the models cannot
+Each scenario is a small simulated log (analysis.studies.simulate) bent into a shape the models cannot
 fully handle: no between-patient variance, collinear covariates, one clinic with a clinic level,
 an arm of one patient, an arm without pain scores, one visit per patient, strength in huge
 units, no control arm, an arm without episodes, two patients per arm, no foot posture column,
@@ -26,8 +26,9 @@ import pytest
 import yaml
 from markupsafe import escape
 
-from analysis.runner import notebook_sources, run_suite
-from analysis.simulate import Truth, simulate_log
+from analysis.run.runner import notebook_sources, run_suite
+from analysis.studies.simulate import simulate_log
+from analysis.studies.truth import Truth
 
 NOTEBOOKS = {p.stem[:2]: p for p in notebook_sources()}
 ALL = sorted(NOTEBOOKS)

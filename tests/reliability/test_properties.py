@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from analysis.config import DEFAULT_INTERVENTIONS, parse_config
 from analysis.errors import ValidationFailed
-from analysis.validate import validate_log
+from analysis.intake.validate import validate_log
 
 DEFAULT = settings(max_examples=100, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -1,0 +1,178 @@
+r"""Pain over time by arm: a linear mixed model with random intercept and slope per patient.
+
+Methods
+-------
+**Model** (default formula ``pain_score ~ week * C(arm, Treatment(reference=control))``, plus
+``options.covariates``; ``options.formula`` replaces it whole). For patient :math:`i` in arm
+:math:`a` (clinic :math:`k`) at week :math:`t_{ij}`
+
+.. math:: y_{ij} = \beta_0 + \alpha_a + (\beta_1 + \gamma_a)\,t_{ij} + x_i^\top\delta
+          + u_{0i} + u_{1i} t_{ij} \;[+\, c_k] + \varepsilon_{ij}
+
+with :math:`\alpha_c = \gamma_c = 0` for the control arm, :math:`(u_{0i}, u_{1i})` bivariate
+normal with free correlation (``options.random = "slope"``; ``"intercept"`` keeps :math:`u_{0i}`
+only), an optional clinic intercept :math:`c_k` with patients nested in clinics
+(``options.clinic_level``) and :math:`\varepsilon_{ij} \sim N(0, \sigma^2)`. REML; fixed effects
+and contrasts with Satterthwaite df (lmerTest), 95 % t intervals — see :mod:`analysis.models.lmm`.
+
+**Reported.** Fixed effects with readable names (``arm[orthotics]``, ``week:arm[orthotics]`` —
+:func:`analysis.models.formulas.readable_term`); variance components (SD/correlation, lme4's ``sdcor``);
+marginal means per arm at ``options.weeks``, arm - control at each week, slopes per arm and slope
+differences vs control (:func:`analysis.models.marginal.arm_tables`); fit health.
+
+**Data handling.** Rows with a missing outcome, time, arm or covariate are left out (the model is
+valid under missingness at random given the modelled terms). An arm without any recorded outcome
+is left out of the model, with a warning; a missing control arm makes the model not estimable.
+A covariate named ``baseline_<outcome>`` (or ``baseline_pain``) that is not a column is derived
+as the patient's outcome at their first visit when that visit is at week <= 1, and that visit
+then leaves the response (baseline is adjusted for, not modelled twice).
+
+Reference: Fitzmaurice GM, Laird NM, Ware JH (2011) *Applied Longitudinal Analysis*, 2nd ed., ch. 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.config import PainModelOptions
+from analysis.models.health import FitHealth, not_estimable
+from analysis.models.lmm import LmmFit, empty_tidy, fit_lmm
+from analysis.models.marginal import arm_tables
+
+#: A first visit later than this (weeks) is not a baseline.
+BASELINE_MAX_WEEK = 1.0
+
+
+@dataclass
+class PainResult:
+    """Tables of one pain model; all empty (with ``health.status`` saying why) when not estimable."""
+
+    outcome: str
+    formula: str
+    control: str
+    fixed_effects: pd.DataFrame
+    variance_components: pd.DataFrame
+    marginal_means: pd.DataFrame
+    contrasts: pd.DataFrame
+    slopes: pd.DataFrame
+    slope_differences: pd.DataFrame
+    grid: pd.DataFrame
+    health: FitHealth
+    n_obs: int = 0
+    n_patients: int = 0
+    fit: LmmFit | None = field(default=None, repr=False)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"fixed_effects": self.fixed_effects, "variance_components": self.variance_components,
+                "marginal_means": self.marginal_means, "contrasts": self.contrasts,
+                "slopes": self.slopes, "slope_differences": self.slope_differences}
+
+
+def default_formula(outcome: str, time: str, arm_col: str, control: str, covariates=(),
+                    lhs: str | None = None) -> str:
+    """``outcome ~ time * C(arm, Treatment(reference='control')) + covariates``."""
+    rhs = f"{time} * C({arm_col}, Treatment(reference={str(control)!r}))"
+    rhs += "".join(f" + {c}" for c in covariates)
+    return f"{lhs or outcome} ~ {rhs}"
+
+
+def prepare_data(data: pd.DataFrame, outcome: str, arm_col: str, time: str, group: str, control: str,
+                 covariates=(), clinic: str | None = None) -> tuple[pd.DataFrame, list[str], str | None]:
+    """Check columns, keep arms with data, derive a baseline covariate.
+
+    Returns
+    -------
+    data, warnings, reason
+        ``reason`` is None, or why the model is not estimable.
+    """
+    needed = [group, time, arm_col, outcome] + ([clinic] if clinic else [])
+    missing = [c for c in needed if c not in data.columns]
+    if missing:
+        return data, [], f"column(s) {missing} not in the data"
+    df = data.copy()
+    notes: list[str] = []
+    df[arm_col] = df[arm_col].astype(object).where(df[arm_col].notna(), None)
+    df = df[df[arm_col].notna()]
+    df[arm_col] = df[arm_col].astype(str)
+    for name in covariates:
+        if name not in df.columns and name in (f"baseline_{outcome}", "baseline_pain"):
+            df = _add_baseline(df, outcome, time, group, name)
+            notes.append(f"{name} derived from each patient's first visit (week <= "
+                         f"{BASELINE_MAX_WEEK:g}); that visit left out of the response")
+    if not pd.api.types.is_numeric_dtype(df[outcome]):
+        return df, notes, f"outcome {outcome!r} is not numeric"
+    recorded = df[df[outcome].notna()]
+    for arm in sorted(set(df[arm_col]) - set(recorded[arm_col])):
+        notes.append(f"arm {arm!r} has no recorded {outcome}: left out of the model")
+    if control not in set(recorded[arm_col]):
+        return df, notes, f"control arm {control!r} has no recorded {outcome}"
+    return df[df[arm_col].isin(set(recorded[arm_col]))], notes, None
+
+
+def _add_baseline(df, outcome, time, group, name):
+    first = df[df[outcome].notna()].sort_values([group, time]).drop_duplicates(group)
+    first = first[first[time] <= BASELINE_MAX_WEEK]
+    df[name] = df[group].map(first.set_index(group)[outcome])
+    is_baseline = df.index.isin(first.index)
+    return df[~is_baseline]
+
+
+def _empty(outcome, formula, control, health) -> PainResult:
+    e = empty_tidy
+    return PainResult(outcome, formula, control, e(), pd.DataFrame(columns=["group", "term1", "term2", "estimate"]),
+                      e(), e(), e(), e(), pd.DataFrame(columns=["term", "kind", "arm", "week"]), health)
+
+
+def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
+                   control: str = "usual_care", arm_col: str = "arm", alpha: float = 0.05,
+                   time: str = "week", group: str = "patient_id",
+                   clinic: str = "clinic_id") -> PainResult:
+    """Fit the pain mixed model and its marginal means and contrasts.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per visit: ``patient_id, clinic_id, week, arm, pain_score`` and covariates.
+    options : PainModelOptions, optional
+        Outcome, formula or covariates, random structure, clinic level, weeks, engine, optimizers.
+    control : str
+        Comparator arm.
+    arm_col, time, group, clinic : str
+        Column names.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    PainResult
+
+    Raises
+    ------
+    ConfigError
+        The formula is unsafe or names unknown columns.
+    """
+    options = options or PainModelOptions()
+    outcome = options.outcome
+    formula = options.formula or default_formula(outcome, time, arm_col, control, options.covariates)
+    use_clinic = clinic if options.clinic_level else None
+    df, notes, reason = prepare_data(data, outcome, arm_col, time, group, control,
+                                     options.covariates, use_clinic)
+    if reason is not None:
+        health = not_estimable(reason)
+        health.warnings.extend(notes)
+        return _empty(outcome, formula, control, health)
+    fit = fit_lmm(df, formula, group, options.random, time=time, clinic=use_clinic, reml=True,
+                  engine=options.engine, optimizers=tuple(options.optimizers), alpha=alpha)
+    for note in notes:
+        fit.health.add_warning(note)
+    if not fit.estimated:
+        return _empty(outcome, formula, control, fit.health)
+    tabs = arm_tables(fit, arm_col, control, time, options.weeks, alpha)
+    return PainResult(outcome=outcome, formula=formula, control=control,
+                      fixed_effects=fit.fixed_effects, variance_components=fit.variance_components,
+                      marginal_means=tabs["means"], contrasts=tabs["contrasts"], slopes=tabs["slopes"],
+                      slope_differences=tabs["slope_differences"], grid=tabs["grid"],
+                      health=fit.health, n_obs=fit.n_obs, n_patients=fit.n_groups.get(group, 0),
+                      fit=fit)

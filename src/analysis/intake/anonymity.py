@@ -1,0 +1,236 @@
+"""Anonymity guard: refuse logs with direct identifiers; measure k-anonymity of the rest.
+
+Direct identifiers are looked for in every column left after ``drop:``, by column name and by
+content, and the patient_id column is checked too (an e-mail or NHS number used as a pseudonym
+is refused). Findings name the column, the kind and the first few file lines, never the values.
+There is no switch to let identifiers through: ``drop:`` removes a column before this guard looks.
+
+Content rules work on the distinct values of a column, so a million-row log costs one regex
+pass over its few distinct values per column. The heuristics (see docs/data-contract.md):
+
+* e-mail address anywhere in a cell; UK full postcode; US ZIP+4; US SSN (ddd-dd-dddd);
+  NHS number (10 digits with a valid modulus-11 check digit); phone numbers (international
+  ``+`` form, UK national form, US ``(ddd) ddd-dddd``); a street address ("12 High Street");
+* date of birth: full dates in a column whose name says birth or age, or in age_band / sex;
+* free text (non-contract columns): several cells of four or more words;
+* person names (non-contract columns and patient_id): most cells look like "Firstname Lastname".
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import IdentifierError
+from analysis.intake.contract import distinct
+
+MAX_LINES = 5
+
+# Column-name rules. Long stems are matched inside the squashed name ("PatientEmail" ->
+# "patientemail"); short or ambiguous ones only as whole words ("tel", not "hotel").
+_NAME_STEMS = {
+    "email": "email", "surname": "person_name", "firstname": "person_name",
+    "lastname": "person_name", "fullname": "person_name", "forename": "person_name",
+    "givenname": "person_name", "familyname": "person_name", "maidenname": "person_name",
+    "telephone": "phone", "phone": "phone", "mobile": "phone", "address": "street_address",
+    "street": "street_address", "postcode": "postcode", "postalcode": "postcode",
+    "zipcode": "postcode", "nhsnumber": "nhs_number", "socialsecurity": "ssn",
+    "insurance": "insurance_number", "dateofbirth": "date_of_birth", "birthdate": "date_of_birth",
+    "birthday": "date_of_birth", "freetext": "free_text", "comment": "free_text",
+    "remark": "free_text", "notes": "free_text",
+    # German, because clinic logs come in it: Vorname, Nachname, Telefon, Strasse, Geburtsdatum.
+    "vorname": "person_name", "nachname": "person_name", "telefon": "phone",
+    "strasse": "street_address", "straße": "street_address", "anschrift": "street_address",
+    "geburt": "date_of_birth",
+    "kommentar": "free_text", "bemerkung": "free_text", "notiz": "free_text",
+}
+_NAME_WORDS = {
+    "name": "person_name", "initials": "person_name", "tel": "phone", "fax": "phone",
+    "mail": "email", "zip": "postcode", "plz": "postcode", "addr": "street_address",
+    "nhs": "nhs_number", "ssn": "ssn", "mrn": "record_number", "dob": "date_of_birth",
+    "birth": "date_of_birth", "born": "date_of_birth", "note": "free_text", "text": "free_text",
+}
+# "clinic_name" or "intervention name" name things, not people.
+_NOT_A_PERSON = {"clinic", "site", "practice", "hospital", "centre", "center", "arm", "group",
+                 "intervention", "treatment", "study", "trial", "drug", "product", "exercise",
+                 "device", "insole", "orthotic", "orthotics", "programme", "program", "scale",
+                 "file", "sheet", "variable", "test", "outcome", "measure"}
+_AGE_WORDS = {"age", "ageband", "agegroup", "yob", "born", "birth", "dob"}
+
+_EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+_POSTCODE_FULL = r"(?i)[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}"
+_POSTCODE_IN_TEXT = r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b"
+_ZIP4 = r"\d{5}-\d{4}"
+_SSN = r"\d{3}-\d{2}-\d{4}"
+_NHS = r"\d{3}[ -]?\d{3}[ -]?\d{4}"
+_PHONE = (r"\+\d{1,3}[ .-]?(?:\(0\))?[ .-]?\(?\d{1,5}\)?(?:[ .-]?\d{2,5}){1,4}"  # international
+          r"|\(?0\d{2,5}\)?[ -]\d{3,4}[ -]?\d{3,4}|0\d{10}"  # UK national
+          r"|\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4}")  # US
+_STREET = (r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'-]+\s+){1,3}"
+           r"(?:(?i:street|road|avenue|lane|drive|close|crescent|terrace|grove|gardens|boulevard"
+           r"|square|mews|parade|strasse|straße)|St|Rd|Ave|Ln|Dr|Blvd)\b\.?")
+_FULL_DATE = (r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?"
+              r"|\d{1,2}[./-]\d{1,2}[./-]\d{4}")
+_UP, _LOW = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
+_WORD = rf"[{_UP}][{_LOW}]*(?:[{_UP}][{_LOW}]+)?(?:['’-][{_UP}]?[{_LOW}]+)*"
+_PERSON = (rf"{_WORD}(?:\s+[{_UP}]\.?)?\s+(?:(?:van|von|de|der|da|di|le|la|du)\s+)?{_WORD}"
+           rf"|{_WORD},\s*{_WORD}")
+
+
+def _name_words(column: str) -> list[str]:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(column))
+    return [w for w in re.split(r"[\W_]+", spaced.lower()) if w]
+
+
+def name_kind(column: str) -> str | None:
+    """The kind of identifier a column's name suggests, or None."""
+    words = _name_words(column)
+    squashed = "".join(words)
+    for stem, kind in _NAME_STEMS.items():
+        if stem in squashed:
+            return kind
+    for word in words:
+        if word in _NAME_WORDS:
+            if _NAME_WORDS[word] == "person_name" and _NOT_A_PERSON & set(words):
+                continue
+            return _NAME_WORDS[word]
+    return None
+
+
+def nhs_check_digit_ok(digits: pd.Series) -> np.ndarray:
+    """Modulus-11 check of 10-digit strings (NHS Data Dictionary, "NHS number")."""
+    matrix = np.array([list(map(int, d)) for d in digits], dtype=np.int64).reshape(-1, 10)
+    total = matrix[:, :9] @ np.arange(10, 1, -1)
+    check = 11 - total % 11
+    check = np.where(check == 11, 0, check)
+    return (check != 10) & (check == matrix[:, 9])
+
+
+def _content_kinds(u: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """(kind, mask over distinct values) for each content rule that fires."""
+    found = []
+    stripped = u.str.strip()
+    found.append(("email", u.str.contains(_EMAIL, regex=True).to_numpy()))
+    nhs_like = stripped.str.fullmatch(_NHS).to_numpy()
+    nhs = np.zeros(len(u), dtype=bool)
+    if nhs_like.any():
+        nhs[nhs_like] = nhs_check_digit_ok(stripped[nhs_like].str.replace(r"\D", "", regex=True))
+    found.append(("nhs_number", nhs))
+    found.append(("ssn", stripped.str.fullmatch(_SSN).to_numpy()))
+    found.append(("zip_plus4", stripped.str.fullmatch(_ZIP4).to_numpy()))
+    phone = stripped.str.fullmatch(_PHONE).to_numpy() & ~nhs
+    digits = stripped.str.count(r"\d").to_numpy()
+    found.append(("phone", phone & (digits >= 10) & (digits <= 15)))
+    found.append(("postcode", (stripped.str.fullmatch(_POSTCODE_FULL)
+                               | u.str.contains(_POSTCODE_IN_TEXT, regex=True)).to_numpy()))
+    found.append(("street_address", u.str.contains(_STREET, regex=True).to_numpy()))
+    return [(kind, mask) for kind, mask in found if mask.any()]
+
+
+def find_identifiers(cells: pd.DataFrame, lines: np.ndarray,
+                     roles: dict[str, str | None]) -> list[dict]:
+    """Look for direct identifiers in every column of ``cells``.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        Raw text, one column per file column (after ``drop:``).
+    lines : ndarray
+        File line of each row.
+    roles : dict
+        File column -> contract column it feeds, or None for an unused column.
+
+    Returns
+    -------
+    list of dict
+        One finding per column: ``column``, ``kind``, ``basis`` ("content" or "column name"),
+        ``lines`` (first file lines with such content, at most 5; line 1 = the header).
+    """
+    findings = []
+    for column in cells.columns:
+        role = roles.get(column)
+        codes, u = distinct(cells[column])
+        nonempty = (u.str.strip() != "").to_numpy()
+        counts = np.bincount(codes, minlength=len(u)) if len(u) else np.zeros(0, int)
+        hits = _content_kinds(u) if len(u) else []
+        hits += _row_pattern_kinds(column, role, u, nonempty, counts)
+        if hits:
+            kind, mask = hits[0]
+            rows = np.flatnonzero(mask[codes])[:MAX_LINES]
+            findings.append({"column": column, "kind": kind, "basis": "content",
+                             "lines": [int(x) for x in lines[rows]]})
+            continue
+        kind = name_kind(column)
+        if kind is not None:
+            rows = np.flatnonzero(nonempty[codes])[:MAX_LINES] if len(u) else []
+            findings.append({"column": column, "kind": kind, "basis": "column name",
+                             "lines": [int(x) for x in lines[rows]] or [1]})
+    return findings
+
+
+def _row_pattern_kinds(column, role, u, nonempty, counts) -> list[tuple[str, np.ndarray]]:
+    """Rules that judge a column as a whole: dates of birth, free text, person names."""
+    found = []
+    if not nonempty.any():
+        return found
+    n_rows = counts[nonempty].sum()
+    words = set(_name_words(column))
+    stripped = u.str.strip()
+    dates = stripped.str.fullmatch(_FULL_DATE).to_numpy() & nonempty
+    ageish = (bool(words & _AGE_WORDS) or role in ("age_band", "sex")
+              or name_kind(column) == "date_of_birth")
+    if ageish and counts[dates].sum() >= 0.5 * n_rows:
+        found.append(("date_of_birth", dates))
+    if role is None:
+        n_words = stripped.str.count(r"[^\W\d_]{2,}").to_numpy()
+        long = (n_words >= 4) & (stripped.str.len().to_numpy() >= 20)
+        if long.sum() >= 3 or (long.any() and long.sum() >= 0.5 * nonempty.sum()):
+            found.append(("free_text", long))
+    if role in (None, "patient_id"):
+        person = stripped.str.fullmatch(_PERSON).to_numpy() & nonempty
+        if counts[person].sum() > 0.5 * n_rows:
+            found.append(("person_name", person))
+    return found
+
+
+def guard(cells: pd.DataFrame, lines: np.ndarray, roles: dict[str, str | None],
+          path: str | None = None) -> None:
+    """Raise :class:`IdentifierError` if any column holds direct identifiers."""
+    findings = find_identifiers(cells, lines, roles)
+    if findings:
+        raise IdentifierError(findings, path=path)
+
+
+def k_anonymity(data: pd.DataFrame, quasi_identifiers, threshold: int) -> pd.DataFrame:
+    """Distinct patients per combination of the quasi-identifiers present.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Must hold ``patient_id``; quasi-identifier columns absent from it are skipped.
+    quasi_identifiers : sequence of str
+        Candidates, e.g. ``("age_band", "sex", "clinic_id")``.
+    threshold : int
+        Groups with fewer distinct patients than this are flagged (config
+        ``disclosure_threshold``).
+
+    Returns
+    -------
+    DataFrame
+        One row per combination: the quasi-identifier columns (missing shown as
+        ``"(missing)"``), ``n_patients`` and ``below_threshold``; sorted by the
+        quasi-identifiers.
+    """
+    present = [q for q in quasi_identifiers if q in data.columns]
+    if not present:
+        n = int(data["patient_id"].nunique())
+        return pd.DataFrame({"n_patients": [n], "below_threshold": [n < threshold]})
+    keys = data[present].astype(object).where(data[present].notna(), "(missing)").astype(str)
+    keys["patient_id"] = data["patient_id"].to_numpy()
+    table = (keys.groupby(present, sort=True)["patient_id"].nunique()
+             .rename("n_patients").reset_index())
+    table["n_patients"] = table["n_patients"].astype(np.int64)
+    table["below_threshold"] = table["n_patients"] < threshold
+    return table.sort_values(present, kind="stable").reset_index(drop=True)

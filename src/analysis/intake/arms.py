@@ -1,0 +1,288 @@
+"""Arms: which course each patient had, who switched, and cumulative sessions for dose-response.
+
+Methods
+-------
+A clinic log is not a trial: a patient may receive more than one intervention over a course of
+visits. Every model compares *arms*, so each patient is given exactly one arm for the whole
+course (an intention-to-treat-like label fixed per patient, never per visit):
+
+* **default** — the intervention delivered at most of the patient's visits (the mode of
+  ``intervention`` over the patient's rows). Ties between equally frequent interventions are
+  broken by the one delivered *earliest* (smallest ``visit``): when the first visit's intervention
+  is among the tied ones, that is the first visit's intervention. Every visit row counts, also one
+  whose pain score is missing, because a session was still delivered.
+* **arm column** — when the run config names a column (``models.arm_column``), its values are
+  used as given. They must be constant within each patient; a patient whose rows disagree, or a
+  row with no value, is refused with :class:`~analysis.errors.InputError`.
+
+A *switcher* is a patient who received more than one distinct intervention, whatever the arm rule.
+Switchers are counted, not removed: the arm stays the patient's course.
+
+The arm column returned is a pandas ``Categorical`` whose categories are the arms present with the
+control first and the others in alphabetical order, so that formula-based models (patsy's
+``Treatment`` coding takes the first category) use the control as the reference level.
+
+Dose-response. :func:`add_cumulative_sessions` adds, per intervention :math:`k`, the time-varying
+covariate :math:`S_{ik}(t_j) = \\sum_{l \\le j} 1[\\text{intervention}_{il} = k]` — the number of
+sessions of :math:`k` patient :math:`i` has received up to and including visit :math:`j`.
+
+No model is fitted here; there is no estimation, so no REML/ML or df choice applies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import ConfigError, InputError
+
+#: How many pseudonymous patient ids an error message may name (they are pseudonyms, never names).
+MAX_IDS_IN_MESSAGE = 5
+
+
+@dataclass(frozen=True)
+class ArmAssignment:
+    """One arm per patient.
+
+    Attributes
+    ----------
+    data : DataFrame
+        The input visit table (same rows, same order, same index) plus the categorical ``arm``
+        column; an ``arm`` column already in the input is replaced unless it was the named
+        ``arm_column``.
+    switchers : int
+        Number of patients who received more than one distinct intervention.
+    table : DataFrame
+        Tidy, one row per arm in reference order: ``arm, n_patients, n_switchers, n_visits``.
+    control_present : bool
+        Whether the control arm has at least one patient (if not, arms are alphabetical and no
+        contrast against control can be formed).
+    control : str
+        The control arm's label as configured.
+    arms : list of str
+        Arm levels in reference order (control first when present, then alphabetical).
+    """
+
+    data: pd.DataFrame
+    switchers: int
+    table: pd.DataFrame
+    control_present: bool
+    control: str
+    arms: list[str]
+
+
+def _require_columns(data: pd.DataFrame, columns: list[str], what: str) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(f"{what}: expected a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise InputError(
+            f"{what}: the visit table lacks column(s) {missing}; it has {list(data.columns)}"
+        )
+    if data.empty:
+        raise InputError(f"{what}: the visit table has no rows")
+    n_missing_id = int(data["patient_id"].isna().sum())
+    if n_missing_id:
+        raise InputError(f"{what}: {n_missing_id} row(s) have no patient_id")
+
+
+def _some_ids(ids) -> str:
+    ids = sorted(map(str, ids))
+    shown = ", ".join(ids[:MAX_IDS_IN_MESSAGE])
+    return shown + (", ..." if len(ids) > MAX_IDS_IN_MESSAGE else "")
+
+
+def arm_levels(arms, control: str) -> list[str]:
+    """Order arm labels for reporting and modelling: control first, then alphabetical.
+
+    Parameters
+    ----------
+    arms : iterable of str
+        The arm labels present (duplicates allowed).
+    control : str
+        The control arm's label; it is put first only if present.
+
+    Returns
+    -------
+    list of str
+    """
+    present = sorted(set(map(str, arms)))
+    return ([control] if control in present else []) + [a for a in present if a != control]
+
+
+def _arm_by_mode(data: pd.DataFrame) -> pd.Series:
+    """Per patient: the most frequent intervention, ties to the earliest delivered."""
+    rows = data[["patient_id", "visit", "intervention"]].copy()
+    rows["_order"] = np.arange(len(rows))  # breaks ties between equal visit numbers by row order
+    rows = rows.sort_values(["patient_id", "visit", "_order"], kind="stable")
+    rows["_rank"] = np.arange(len(rows))
+    per = rows.groupby(["patient_id", "intervention"], sort=False, observed=True).agg(
+        n_visits=("_rank", "size"), first=("_rank", "min")
+    ).reset_index()
+    per = per.sort_values(["patient_id", "n_visits", "first"], ascending=[True, False, True],
+                          kind="stable")
+    best = per.drop_duplicates("patient_id", keep="first")
+    return best.set_index("patient_id")["intervention"].astype(str)
+
+
+def _arm_from_column(data: pd.DataFrame, arm_column: str) -> pd.Series:
+    if arm_column not in data.columns:
+        raise InputError(
+            f"assign_arms: the configured arm column {arm_column!r} (models.arm_column) is not in "
+            f"the visit table; it has {list(data.columns)}"
+        )
+    values = data[arm_column]
+    missing = values.isna()
+    if missing.any():
+        patients = data.loc[missing, "patient_id"].unique()
+        raise InputError(
+            f"assign_arms: arm column {arm_column!r} is empty on {int(missing.sum())} row(s) of "
+            f"{len(patients)} patient(s) ({_some_ids(patients)}); every visit needs the "
+            "patient's arm"
+        )
+    values = values.astype(str)
+    n_arms = values.groupby(data["patient_id"], sort=False).nunique()
+    bad = n_arms.index[n_arms.to_numpy() > 1]
+    if len(bad):
+        raise InputError(
+            f"assign_arms: arm column {arm_column!r} is not constant within {len(bad)} patient(s) "
+            f"({_some_ids(bad)}); a patient's arm must be the same on every visit"
+        )
+    return values.groupby(data["patient_id"], sort=False).first()
+
+
+def assign_arms(data: pd.DataFrame, control: str, arm_column: str | None = None) -> ArmAssignment:
+    """Give every patient one arm for the whole course and count switchers.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Validated visit table with at least ``patient_id``, ``visit`` (1-based) and
+        ``intervention``; one row per visit.
+    control : str
+        The comparator arm (``RunConfig.control``); made the reference level when present.
+    arm_column : str, optional
+        Name of a column holding each patient's arm (``models.arm_column``). Its values must be
+        constant within each patient. When ``None`` the arm is the intervention delivered at most
+        of the patient's visits, ties broken by the one delivered earliest.
+
+    Returns
+    -------
+    ArmAssignment
+
+    Raises
+    ------
+    InputError
+        Missing columns, no rows, rows without patient_id or intervention, an unknown or empty
+        arm column, or an arm column that is not constant within a patient.
+    """
+    _require_columns(data, ["patient_id", "visit", "intervention"], "assign_arms")
+    if not isinstance(control, str) or not control:
+        raise ConfigError(f"assign_arms: control must be a non-empty arm label, got {control!r}")
+    n_no_intervention = int(data["intervention"].isna().sum())
+    if n_no_intervention:
+        raise InputError(f"assign_arms: {n_no_intervention} row(s) have no intervention")
+
+    per_patient = (_arm_from_column(data, arm_column) if arm_column is not None
+                   else _arm_by_mode(data))
+    levels = arm_levels(per_patient.to_numpy(), control)
+
+    out = data.copy()
+    arm_values = data["patient_id"].map(per_patient)
+    out["arm"] = pd.Categorical(arm_values, categories=levels)
+
+    n_interventions = data.groupby("patient_id", sort=False)["intervention"].nunique()
+    is_switcher = n_interventions > 1
+    patients = pd.DataFrame({"arm": per_patient,
+                             "switcher": is_switcher.reindex(per_patient.index)})
+    patients["arm"] = pd.Categorical(patients["arm"], categories=levels)
+    table = patients.groupby("arm", observed=False).agg(
+        n_patients=("switcher", "size"), n_switchers=("switcher", "sum")
+    )
+    table["n_visits"] = out.groupby("arm", observed=False).size()
+    table = table.reset_index()
+    table["arm"] = table["arm"].astype(str)
+    table = table.astype({"n_patients": "int64", "n_switchers": "int64", "n_visits": "int64"})
+
+    return ArmAssignment(
+        data=out,
+        switchers=int(is_switcher.sum()),
+        table=table[["arm", "n_patients", "n_switchers", "n_visits"]],
+        control_present=control in levels,
+        control=control,
+        arms=levels,
+    )
+
+
+def session_column(intervention: str) -> str:
+    """Name of the cumulative-sessions covariate of an intervention: ``sessions_<name>``.
+
+    Characters that are not letters, digits or ``_`` become ``_`` so the name can be used in a
+    model formula as it is.
+    """
+    return "sessions_" + re.sub(r"\W", "_", str(intervention))
+
+
+def add_cumulative_sessions(data: pd.DataFrame, interventions) -> pd.DataFrame:
+    """Add per-intervention cumulative session counts (time-varying dose covariates).
+
+    ``sessions_<k>`` on a visit row is the number of visits of that patient, up to and including
+    this one (ordered by ``visit``), at which intervention ``k`` was delivered. A visit counts as a
+    session whether or not its pain score was recorded.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Visit table with ``patient_id``, ``visit`` and ``intervention``.
+    interventions : sequence of str
+        The configured interventions (``RunConfig.interventions``); one column each, also for an
+        intervention no patient received (all zeros), so the columns do not depend on the data.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``data`` (same rows, order and index) with integer ``sessions_<k>`` columns;
+        existing columns of those names are replaced.
+
+    Raises
+    ------
+    InputError
+        Missing columns, no rows, or interventions in the data that are not configured.
+    ConfigError
+        No interventions given, or two interventions whose column names would coincide.
+    """
+    _require_columns(data, ["patient_id", "visit", "intervention"], "add_cumulative_sessions")
+    interventions = list(dict.fromkeys(map(str, interventions)))
+    if not interventions:
+        raise ConfigError("add_cumulative_sessions: no interventions configured")
+    names = [session_column(k) for k in interventions]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"add_cumulative_sessions: interventions {interventions} give clashing covariate "
+            f"names {names}; rename them in `interventions:`"
+        )
+    unknown = sorted(set(data["intervention"].dropna().astype(str)) - set(interventions))
+    if unknown or data["intervention"].isna().any():
+        what = f"unconfigured intervention(s) {unknown}" if unknown else "rows without intervention"
+        raise InputError(f"add_cumulative_sessions: the visit table has {what}; "
+                         f"configured: {interventions}")
+
+    # Work on positions, not the caller's index (which may be non-unique), then restore it.
+    frame = data[["patient_id", "visit", "intervention"]].reset_index(drop=True)
+    order = frame.sort_values(["patient_id", "visit"], kind="stable").index.to_numpy()
+    ordered = frame.iloc[order]
+    indicators = pd.DataFrame(
+        (ordered["intervention"].astype(str).to_numpy()[:, None] == np.asarray(interventions)),
+        columns=names, dtype="int64",
+    )
+    cumulative = indicators.groupby(ordered["patient_id"].to_numpy(), sort=False).cumsum()
+    result = np.empty((len(frame), len(names)), dtype="int64")
+    result[order] = cumulative.to_numpy()
+
+    out = data.copy()
+    for j, name in enumerate(names):
+        out[name] = result[:, j]
+    return out

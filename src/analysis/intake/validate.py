@@ -1,0 +1,287 @@
+"""Validate a clinic log against the data contract, behind the anonymity guard.
+
+``validate_log`` reads the file as text (:mod:`analysis.intake.ingest`), drops the ``drop:`` columns,
+refuses direct identifiers (:mod:`analysis.intake.anonymity`), types the contract columns and runs the
+pandera schema lazily (:mod:`analysis.intake.contract`), so that a single report lists every failure
+with its file line, column, check, raw value and message. On success it returns the validated
+long table and writes nothing; on failure it raises, and ``write_validation_failure`` writes
+the one file a failed validation leaves: ``validation_report.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from analysis.config import RunConfig
+from analysis.errors import IdentifierError, ValidationFailed
+from analysis.intake.anonymity import guard, k_anonymity
+from analysis.intake.contract import (
+    QUASI_IDENTIFIERS,
+    Layout,
+    build_schema,
+    check_labels_config,
+    failures,
+    first_line_of_group,
+    resolve_layout,
+    to_contract_table,
+    type_columns,
+)
+from analysis.intake.ingest import RawLog, read_log
+
+REPORT_COLUMNS = ["line", "column", "check", "value", "message"]
+REPORT_FILE = "validation_report.csv"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class ValidatedLog:
+    """A log that passed the contract and the anonymity guard.
+
+    Attributes
+    ----------
+    data : DataFrame
+        One row per visit, sorted by patient_id, week. Text columns (patient_id, clinic_id,
+        arm, intervention, age_band, sex) hold str (missing: None); ``week`` float64;
+        ``visit`` int64 (1 = the patient's first visit); pain_score, episodes, exposure_days,
+        strength, foot_posture_index float64 (episodes and foot_posture_index whole numbers;
+        missing: NaN). No calendar dates, no dropped or ignored columns.
+    path, sha256 : the file and the SHA-256 of its bytes.
+    n_rows_read, n_rows, n_patients : rows in the file, rows kept, distinct patients.
+    columns_used : dict
+        Contract column -> file column it was read from.
+    dropped, ignored : list of str
+        File columns removed by ``drop:``, and file columns not used (and not identifying).
+    k_anonymity : DataFrame
+        From :func:`analysis.intake.anonymity.k_anonymity`.
+    """
+
+    data: pd.DataFrame
+    path: Path
+    sha256: str
+    n_rows_read: int
+    n_rows: int
+    n_patients: int
+    columns_used: dict[str, str]
+    dropped: list[str]
+    ignored: list[str]
+    k_anonymity: pd.DataFrame
+    disclosure_threshold: int = 11
+    read_as: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """What came in and what was kept, as terminal text."""
+        d = self.data
+        per_patient = d.groupby("patient_id").size()
+        out = [f"log: {self.path} ({self.read_as})", f"sha256: {self.sha256}",
+               f"rows: {self.n_rows_read} read, {self.n_rows} valid; patients: {self.n_patients}; "
+               f"visits per patient: median {per_patient.median():g} (min {per_patient.min()}, "
+               f"max {per_patient.max()}); weeks {d['week'].min():g} to {d['week'].max():g}"]
+        clinics = sorted(d["clinic_id"].unique())
+        shown = ", ".join(clinics[:12]) + (f", ... ({len(clinics) - 12} more)"
+                                            if len(clinics) > 12 else "")
+        out.append(f"clinics: {len(clinics)} ({shown})")
+        for name in ("arm", "intervention"):
+            if name in d:
+                counts = d.groupby(name)["patient_id"].agg(["size", "nunique"])
+                out.append(f"{name}: " + "; ".join(
+                    f"{k} {r['size']} rows / {r['nunique']} patients"
+                    for k, r in counts.iterrows()))
+        out.append("columns used: " + ", ".join(
+            c if c == f else f"{c} <- {f!r}" for c, f in self.columns_used.items()))
+        out.append(f"dropped columns: {', '.join(map(repr, self.dropped)) or 'none'}")
+        out.append(f"ignored columns: {', '.join(map(repr, self.ignored)) or 'none'}")
+        out += self.notes
+        k = self.k_anonymity
+        qis = [c for c in k.columns if c not in ("n_patients", "below_threshold")]
+        small = k[k["below_threshold"]]
+        t = self.disclosure_threshold
+        out.append(f"k-anonymity over {', '.join(qis) or '(no quasi-identifiers)'}: {len(small)} "
+                   f"of {len(k)} group(s) have fewer than {t} patients")
+        for _, row in small.head(20).iterrows():
+            # Small counts are themselves disclosive, so only "< threshold" is shown.
+            out.append("  " + ", ".join(f"{q}={row[q]}" for q in qis) + f": fewer than {t}")
+        if len(small) > 20:
+            out.append(f"  ... and {len(small) - 20} more")
+        return "\n".join(out) + "\n"
+
+
+def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str | None = None,
+                 today: pd.Timestamp | None = None) -> ValidatedLog:
+    """Read, guard and validate a log; return the validated long table.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Column mapping, labels, drop list, scales, time unit, read options.
+    path : Path, optional
+        The log; default ``cfg.data``.
+    date_format : str, optional
+        strftime format of ``visit_date`` (default ISO 8601, ``YYYY-MM-DD``). Stand-in for a
+        future ``read.date_format`` config option.
+    today : Timestamp, optional
+        Reference date for "date in the future" (default: today).
+
+    Returns
+    -------
+    ValidatedLog
+
+    Raises
+    ------
+    InputError
+        The file cannot be read at all.
+    IdentifierError
+        A column holds direct identifiers (checked before anything else).
+    ValidationFailed
+        The log breaks the contract; ``exc.report`` lists every failure.
+    """
+    path = Path(path) if path is not None else Path(cfg.data)
+    check_labels_config(cfg)
+    raw = read_log(path, cfg.read)
+    if any(f["check"] == "empty_file" for f in raw.faults):
+        raise ValidationFailed(_report(raw.faults), path=str(path))
+    drop = set(cfg.drop)
+    dropped = [lab for lab, head in zip(raw.labels, raw.header) if head in drop or lab in drop]
+    kept = [lab for lab in raw.labels if lab not in dropped]
+    layout, header_rows = resolve_layout(kept, cfg, dropped)
+    roles = {file: contract for contract, file in layout.columns.items()}
+    guard(raw.cells[kept], raw.lines, roles, path=str(path))
+
+    good = ~raw.bad_rows
+    rows = raw.cells.loc[good, list(layout.columns.values())].reset_index(drop=True)
+    rows.columns = list(layout.columns)
+    lines = raw.lines[good]
+    typed, found = type_columns(rows, cfg, layout, raw.delimiter, date_format)
+    found.append(_run_schema(typed, lines, cfg, layout, today, found))
+    structural = [f for f in raw.faults
+                  if not (f["check"] == "duplicate_header" and f["column"] in drop)]
+    report = _report(structural + header_rows, found, rows, lines, layout)
+    if len(report):
+        raise ValidationFailed(report, path=str(path))
+
+    data = to_contract_table(typed, layout, cfg)
+    notes = [f"note: drop: {name!r} is not a column of the file"
+             for name in cfg.drop if name not in raw.header and name not in raw.labels]
+    return ValidatedLog(
+        data=data, path=path, sha256=raw.sha256, n_rows_read=len(raw.cells), n_rows=len(data),
+        n_patients=int(data["patient_id"].nunique()), columns_used=dict(layout.columns),
+        dropped=dropped, ignored=[lab for lab in kept if lab not in roles],
+        k_anonymity=k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold),
+        disclosure_threshold=cfg.disclosure_threshold, read_as=_read_as(raw), notes=notes)
+
+
+def _read_as(raw: RawLog) -> str:
+    if raw.format != "csv":
+        return raw.format
+    delim = {"\t": "tab"}.get(raw.delimiter, raw.delimiter)
+    return f"csv, delimiter {delim!r}, encoding {raw.encoding}"
+
+
+def _run_schema(typed, lines, cfg, layout: Layout, today, found) -> pd.DataFrame:
+    """Run the pandera schema lazily; return its failures as a failure frame."""
+    schema, registry = build_schema(cfg, layout, today)
+    try:
+        schema.validate(typed, lazy=True)
+        return failures([], "", "", "")
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    pos = pd.to_numeric(cases["index"], errors="coerce").fillna(-1).astype(np.int64)
+    known = cases["check"].map(lambda e: registry.get(e, (None, None)))
+    check = known.map(lambda k: k[0])
+    column = known.map(lambda k: k[1]).fillna(cases["column"]).fillna("")
+    message = cases["check"].astype(str)
+    nullable = cases["check"] == "not_nullable"
+    check = check.where(~nullable, "missing").fillna("schema")
+    message = message.where(~nullable,
+                            cases["column"].astype(str) + " is required; the cell is empty")
+    out = pd.DataFrame({"pos": pos, "column": column, "check": check, "message": message})
+    out = out.drop_duplicates(["pos", "column", "check"])
+    # A cell that could not be typed is already reported; do not call it "empty" as well
+    # (nor "exposure missing": an exposure of -inf is not finite, not absent).
+    if found:
+        typed_fail = pd.concat(found)
+        seen = pd.MultiIndex.from_frame(typed_fail[["pos", "column"]])
+        again = pd.MultiIndex.from_frame(out[["pos", "column"]]).isin(seen)
+        out = out[~(again & out["check"].isin(["missing", "exposure_missing"]))]
+    for name, previous, words in (("duplicate_visit", False, "first on line"),
+                                  ("time_order", True, "previous visit on line")):
+        sel = out["check"] == name
+        if sel.any():
+            ref = first_line_of_group(typed, lines, layout.key, out.loc[sel, "pos"].to_numpy(),
+                                      previous=previous)
+            out.loc[sel, "message"] = [f"{m} ({words} {int(r)})"
+                                       for m, r in zip(out.loc[sel, "message"], ref)]
+    return out
+
+
+def _report(header_rows: list[dict], found: list[pd.DataFrame] | None = None,
+            rows: pd.DataFrame | None = None, lines: np.ndarray | None = None,
+            layout: Layout | None = None) -> pd.DataFrame:
+    """Assemble the report: file line, file column, check, raw value, message."""
+    parts = [pd.DataFrame(header_rows, columns=REPORT_COLUMNS)]
+    for frame in found or []:
+        if frame.empty:
+            continue
+        pos = frame["pos"].to_numpy()
+        part = pd.DataFrame({"line": np.where(pos >= 0, lines[np.maximum(pos, 0)], 1)})
+        part["value"] = ""
+        for contract in frame["column"].unique():
+            sel = (frame["column"] == contract).to_numpy() & (pos >= 0)
+            if contract in rows.columns:
+                part.loc[sel, "value"] = rows[contract].to_numpy()[pos[sel]]
+        part["column"] = frame["column"].map(lambda c: layout.columns.get(c, c)).to_numpy()
+        part["check"] = frame["check"].to_numpy()
+        part["message"] = frame["message"].to_numpy()
+        parts.append(part[REPORT_COLUMNS])
+    report = pd.concat([p for p in parts if len(p)] or parts, ignore_index=True)
+    report["line"] = report["line"].astype(np.int64)
+    for name in ("column", "check", "value", "message"):
+        report[name] = report[name].fillna("").astype(str)
+    return report.sort_values(["line", "column"], kind="stable").reset_index(drop=True)
+
+
+def identifier_report(findings: list[dict]) -> pd.DataFrame:
+    """Report rows for identifier findings: where they are, never what they are."""
+    rows = [{"line": line, "column": f["column"], "check": "direct_identifier", "value": "",
+             "message": f"{f['kind'].replace('_', ' ')} (found by {f.get('basis', 'content')}); "
+                        "values are not shown. Remove the column with `drop:` in the run config"}
+            for f in findings for line in f["lines"]]
+    return _report(rows)
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix spreadsheet-formula-like text cells (= + - @ tab CR) with an apostrophe."""
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == object:
+            text = out[name].astype(str)
+            out[name] = text.where(~text.str.startswith(_FORMULA_START), "'" + text)
+    return out
+
+
+def write_validation_failure(exc: ValidationFailed | IdentifierError, report_dir) -> Path:
+    """Write ``report_dir/validation_report.csv`` (and nothing else) for a failed validation.
+
+    Parameters
+    ----------
+    exc : ValidationFailed or IdentifierError
+        Identifier findings are written as rows without values.
+    report_dir : str or Path
+        Created if missing.
+
+    Returns
+    -------
+    Path
+        The report file.
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    frame = identifier_report(exc.findings) if isinstance(exc, IdentifierError) else exc.report
+    target = report_dir / REPORT_FILE
+    escape_formulas(frame[REPORT_COLUMNS]).to_csv(target, index=False)
+    return target

@@ -1,0 +1,248 @@
+"""The run folder a notebook writes into, and the only channel between notebooks.
+
+Layout of ``reports/<run>/``::
+
+    manifest.json            provenance (written by the runner)
+    results.json             every estimate (merged from results/ by the runner)
+    index.html               dashboard
+    notebooks/NN_x.ipynb     executed notebooks
+    html/owner/NN_x.html     code hidden, researcher-only cells removed
+    html/researcher/NN_x.html
+    tables/*.csv             tidy, disclosure-controlled tables
+    figures/*.svg            deterministic figures
+    results/<section>.json   per-notebook result fragments
+    logs/disclosure-*.json   what disclosure control suppressed
+    private/visits.parquet   the validated per-visit table: stays in the run folder, never published
+
+Notebooks talk to each other only through these files, never through kernel state. Relative paths
+given to a notebook are resolved against the project root (the nearest folder upwards holding
+``pyproject.toml``), so the same defaults work from JupyterLab (cwd ``notebooks/``), from papermill
+run at the root, and from the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.config import RunConfig, load_config  # noqa: E402
+from analysis.report.disclosure import COORDINATES, DisclosureLog, suppress_small_cells  # noqa: E402
+from analysis.results import write_json  # noqa: E402
+
+# Fixed SVG ids and no embedded dates: the same figure gives the same bytes.
+matplotlib.rcParams["svg.hashsalt"] = "clinic-outcomes"
+matplotlib.rcParams["svg.fonttype"] = "none"
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Markup in text that may come from a log (clinic ids, labels): angle brackets would open HTML
+# tags in the rendered notebook, and an unescaped [..](..) a link (javascript: URLs included).
+_MARKUP = re.compile(r"[<>]|(?<!\\)[\[\]]")
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) holding ``pyproject.toml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists():
+            return folder
+    return here
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Absolute paths stay; relative ones resolve against the project root."""
+    path = Path(path)
+    return path if path.is_absolute() else project_root() / path
+
+
+def escape_formula(value):
+    """Prefix a spreadsheet-formula-like text cell with an apostrophe (CSV injection guard)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        # A negative number is data, not a formula.
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def markdown_safe(text: str) -> str:
+    """Text for a Markdown output with its markup neutralised: ``<`` and ``>`` become entities
+    and ``[`` / ``]`` are backslash-escaped (already escaped ones, e.g. by
+    :func:`analysis.report.sections.benchmarking.markdown_text`, are left as they are)."""
+    return _MARKUP.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(0), "\\" + m.group(0)),
+                       str(text))
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> Path:
+    """Write a CSV with formula-like text cells escaped and a fixed float format."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe = table.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = safe[col].map(escape_formula)
+    safe.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    return path
+
+
+@dataclass
+class RunContext:
+    """One notebook's handle on the run: config, data, and the files it may write."""
+
+    config_path: Path
+    run_dir: Path
+    cfg: RunConfig
+    section: str = "run"
+    disclosure: DisclosureLog = field(init=False)
+
+    def __post_init__(self):
+        self.disclosure = DisclosureLog(self.cfg.disclosure_threshold)
+        for sub in ("tables", "figures", "results", "logs", "private"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- data --------------------------------------------------------------------------------
+    @property
+    def visits_path(self) -> Path:
+        return self.run_dir / "private" / "visits.parquet"
+
+    def prepare(self):
+        """Validate the configured log, give each patient an arm, keep the visit table private.
+
+        Returns the :class:`~analysis.intake.validate.ValidatedLog` and the
+        :class:`~analysis.intake.arms.ArmAssignment`.
+        """
+        from analysis.intake.arms import add_cumulative_sessions, assign_arms
+        from analysis.intake.validate import validate_log
+
+        validated = validate_log(self.cfg)
+        arms = assign_arms(validated.data, self.cfg.control, self.cfg.models.arm_column)
+        visits = arms.data
+        if self.cfg.models.dose_response:
+            visits = add_cumulative_sessions(visits, self.cfg.interventions)
+        visits.assign(arm=visits["arm"].astype(str)).to_parquet(self.visits_path, index=False)
+        return validated, arms
+
+    def visits(self) -> pd.DataFrame:
+        """The validated per-visit table with ``arm``; prepared first when no notebook has yet."""
+        if not self.visits_path.exists():
+            self.prepare()
+        visits = pd.read_parquet(self.visits_path)
+        from analysis.intake.arms import arm_levels
+
+        visits["arm"] = pd.Categorical(visits["arm"], categories=arm_levels(visits["arm"].unique(),
+                                                                          self.cfg.control))
+        return visits
+
+    # -- outputs -----------------------------------------------------------------------------
+    def public_table(self, name: str, table: pd.DataFrame, count_column: str | None = "n_patients",
+                     key_columns: list[str] | None = None) -> pd.DataFrame:
+        """Suppress small cells (when the table has a patient count), write tables/<name>.csv."""
+        if count_column is not None and count_column in table.columns:
+            table = suppress_small_cells(table, self.cfg.disclosure_threshold, self.disclosure,
+                                         table_name=name, count_column=count_column,
+                                         key_columns=key_columns)
+        write_csv(table, self.run_dir / "tables" / f"{name}.csv")
+        self._flush_disclosure()
+        return table
+
+    def figure(self, name: str, fig: plt.Figure) -> plt.Figure:
+        """Write figures/<name>.svg deterministically and return the figure for display."""
+        path = self.run_dir / "figures" / f"{name}.svg"
+        fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)  # kept for display through Section.figure, released from pyplot's registry
+        return fig
+
+    def results(self, key: str, value) -> None:
+        """Write a results fragment; ``key`` is its dotted place in results.json."""
+        write_json(self.run_dir / "results" / f"{key}.json", value)
+
+    def _flush_disclosure(self) -> None:
+        path = self.run_dir / "logs" / f"disclosure-{self.section}.json"
+        path.write_text(json.dumps({"threshold": self.disclosure.threshold,
+                                    "suppressed": self.disclosure.entries}, indent=2, sort_keys=True))
+
+
+def open_run(config: str | Path, run_dir: str | Path, section: str = "run") -> RunContext:
+    """Open (or create) a run folder for a notebook.
+
+    Parameters
+    ----------
+    config : path
+        The run config (YAML); relative paths resolve against the project root.
+    run_dir : path
+        The run folder; relative paths resolve against the project root.
+    section : str
+        The notebook's section name, used to name its disclosure log.
+    """
+    config_path = resolve_path(config)
+    cfg = load_config(config_path)
+    return RunContext(config_path=config_path, run_dir=resolve_path(run_dir), cfg=cfg, section=section)
+
+
+@dataclass
+class Section:
+    """What a notebook shows: plain sentences first, then figures, then tables.
+
+    Tables here have already passed disclosure control; ``table(name)`` formats one for display
+    (numbers rounded, suppressed cells shown as "withheld").
+    """
+
+    sentences: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, plt.Figure] = field(default_factory=dict)
+    not_shown: str = "not analysed for this log (see the summary page for why)"
+
+    def say(self):
+        """The section's plain-language findings as Markdown."""
+        from IPython.display import Markdown
+
+        return Markdown("\n".join(f"- {markdown_safe(s)}" for s in self.sentences)
+                        or "_Nothing to report._")
+
+    def _absent(self, name: str):
+        from IPython.display import Markdown
+
+        return Markdown(f"_{name.replace('_', ' ').capitalize()}: {markdown_safe(self.not_shown)}._")
+
+    def table(self, name: str, digits: int = 2):
+        """A display copy of a table: rounded, suppressed rows marked, no index."""
+        if name not in self.tables:
+            return self._absent(name)
+        table = self.tables[name].copy()
+        if "suppressed" in table:
+            flagged = table.pop("suppressed").to_numpy(dtype=bool)
+            table = table.astype(object)
+            numeric = [c for c in self.tables[name].columns
+                       if c not in ("suppressed", *COORDINATES)
+                       and pd.api.types.is_numeric_dtype(self.tables[name][c])]
+            table.loc[flagged, numeric] = "withheld"
+        counts = [c for c in table.columns if str(c).startswith("n_") or c in ("week", "visits")]
+
+        def whole(value):
+            if isinstance(value, (int, float)) and not pd.isna(value):
+                return f"{value:.0f}"
+            return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+        # escape="html": cells may hold text from a log (clinic ids, labels), shown as text only.
+        return (table.style.hide(axis="index").format(precision=digits, na_rep="—", escape="html")
+                .format(whole, subset=counts, escape="html"))
+
+    def figure(self, name: str):
+        """The named figure as SVG for display, or a note saying why it is absent."""
+        if name not in self.figures:
+            return self._absent(name)
+        import io
+
+        from IPython.display import SVG
+
+        buffer = io.BytesIO()
+        self.figures[name].savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        return SVG(buffer.getvalue())

@@ -1,0 +1,35 @@
+"""Notebook 08 — the claims audit: each published claim compiled to an estimand, graded by the
+rules of docs/claims.md, with a forest plot against the claimed values."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.audit.claims import fit_claim_models, load_claims
+from analysis.audit.verdicts import audit_claims, records
+from analysis.report import figures
+from analysis.report.context import RunContext, Section
+
+SHOWN = ["id", "text", "verdict", "estimand", "estimate", "conf_low", "conf_high", "claimed", "units",
+         "p_holm", "mde", "n_needed_per_arm", "reason"]
+
+
+def run(ctx: RunContext) -> Section:
+    cfg = ctx.cfg
+    if cfg.claims is None:
+        ctx.results("claims", [])
+        return Section(["No claims file is named in the run config (`claims:`), so no claim was audited."],
+                       {}, {}, not_shown="no claims file in the run config")
+    claims = load_claims(cfg.claims)
+    bundle = fit_claim_models(ctx.visits(), claims, cfg)
+    audit = audit_claims(claims, bundle, cfg)
+    # Counts behind a claim are arm sizes; claims on arms below the threshold are already not testable.
+    ctx.public_table("claims", audit.drop(columns=["secondary", "notes"]), count_column=None)
+    ctx.results("claims", records(audit))
+    figs = {}
+    if audit["estimate"].notna().any():
+        figs["forest"] = ctx.figure("claims_forest", figures.claims_forest(audit))
+    sentences = [f"“{r.text}” — **{r.verdict}**. {r.plain}" for r in audit.itertuples()]
+    details = audit[["id", "estimand", "uncontrolled", "share_of_change_in_control", "secondary"]].copy()
+    details["secondary"] = details["secondary"].map(lambda s: "" if s is None or (isinstance(s, float) and pd.isna(s)) else str(s))
+    return Section(sentences, {"verdicts": audit[SHOWN], "details": details}, figs)

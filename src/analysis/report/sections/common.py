@@ -1,0 +1,49 @@
+"""Pieces every model notebook shares: patient counts per arm, not-analysed sections, health rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.report.context import RunContext, Section
+from analysis.report.disclosure import attach_arm_counts
+
+
+def arm_counts(visits: pd.DataFrame, column: str | None = None) -> dict[str, int]:
+    """Distinct patients per arm (optionally only those with ``column`` recorded)."""
+    data = visits if column is None else visits.dropna(subset=[column])
+    counts = data.groupby("arm", observed=True)["patient_id"].nunique()
+    return {str(arm): int(n) for arm, n in counts.items()}
+
+
+def public_model_table(ctx: RunContext, name: str, table: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
+    """Attach patient counts to a model table, suppress small cells, write tables/<name>.csv."""
+    return ctx.public_table(name, attach_arm_counts(table, counts), key_columns=["term"] if "term" in table else None)
+
+
+def has_values(visits: pd.DataFrame, column: str) -> bool:
+    return column in visits and bool(visits[column].notna().any())
+
+
+def not_analysed(ctx: RunContext, key: str, reason: str) -> Section:
+    """Record that an outcome was not analysed, and why, for the report and results.json."""
+    ctx.results(key, {"status": f"not analysed: {reason}"})
+    return Section([f"Not analysed: {reason}."], {}, {}, not_shown=f"not analysed — {reason}")
+
+
+def health_table(health_by_model: dict) -> pd.DataFrame:
+    """One row per fitted model: status, engine, convergence, singularity, fallbacks, warnings."""
+    rows = []
+    for model, health in health_by_model.items():
+        h = health.to_dict()
+        rows.append({"model": model, "status": h["status"], "engine": h["engine"],
+                     "converged": h["converged"], "singular": h["singular"],
+                     "random structure": h.get("random_structure", ""),
+                     "fallbacks": "; ".join(h["fallback_steps"]) or "none",
+                     "warnings": len(h["warnings"])})
+    return pd.DataFrame(rows)
+
+
+def status_sentence(what: str, health) -> str | None:
+    if health.estimated:
+        return None
+    return f"The {what} could not be estimated ({health.status.removeprefix('not estimable: ')})."

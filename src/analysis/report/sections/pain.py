@@ -1,0 +1,97 @@
+"""Notebook 03 — the pain model: fixed effects, marginal means by arm over weeks, contrasts
+against control, diagnostics (researcher view), fit health."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.endpoints.pain import fit_pain_model
+from analysis.report import figures
+from analysis.report.context import RunContext, Section
+from analysis.report.sections.common import (
+    arm_counts,
+    has_values,
+    health_table,
+    not_analysed,
+    public_model_table,
+    status_sentence,
+)
+from analysis.report.wording import difference_sentence
+
+
+def run(ctx: RunContext) -> Section:
+    cfg = ctx.cfg
+    opts = cfg.models.pain
+    visits = ctx.visits()
+    if not has_values(visits, opts.outcome):
+        return not_analysed(ctx, "models.pain", f"the log has no {opts.outcome} values")
+    result = fit_pain_model(visits, opts, control=cfg.control, alpha=cfg.models.alpha)
+    counts = arm_counts(visits, opts.outcome)
+    health = health_table({"pain": result.health})
+    ctx.public_table("pain_health", health, count_column=None)
+    if not result.health.estimated:
+        ctx.results("models.pain", {"status": result.health.status, "health": result.health.to_dict(),
+                                    "formula": result.formula})
+        return Section([status_sentence("pain model", result.health)], {"health": health}, {})
+
+    tables = {
+        "fixed_effects": public_model_table(ctx, "pain_fixed_effects", result.fixed_effects, counts),
+        "marginal_means": public_model_table(
+            ctx, "pain_marginal_means", result.marginal_means.merge(
+                result.grid[["term", "arm", "week"]], on="term", how="left"), counts),
+        "contrasts": public_model_table(ctx, "pain_contrasts", result.contrasts.merge(
+            result.grid[["term", "arm", "week"]], on="term", how="left"), counts),
+        "slope_differences": public_model_table(ctx, "pain_slope_differences", result.slope_differences, counts),
+        "variance_components": result.variance_components,
+        "health": health,
+    }
+    ctx.public_table("pain_variance_components", result.variance_components, count_column=None)
+    figs = {"marginal_means": ctx.figure("pain_marginal_means", figures.bands_by_arm(
+        tables["marginal_means"], "estimate", "Pain predicted by the model, by treatment",
+        "pain (0–10)"))}
+    fit = result.fit
+    if fit is not None and fit.residuals is not None:
+        re_cols = fit.random_effects.select_dtypes("number")
+        figs["diagnostics"] = ctx.figure("pain_diagnostics", figures.residual_diagnostics(
+            np.asarray(fit.fitted), np.asarray(fit.residuals), re_cols))
+    last_week = max(opts.weeks)
+    contrasts = tables["contrasts"]
+    sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high, "pain", last_week)
+                 for r in contrasts[contrasts["week"] == last_week].itertuples()]
+    dose = _dose_response(ctx, visits, counts) if cfg.models.dose_response else None
+    if dose is not None:
+        tables["dose_response"] = dose
+    ctx.results("models.pain", {
+        "dose_response": dose,
+        "status": result.health.status, "formula": result.formula, "n_obs": result.n_obs,
+        "n_patients": result.n_patients, "fixed_effects": tables["fixed_effects"],
+        "variance_components": result.variance_components, "health": result.health.to_dict(),
+        "marginal_means": tables["marginal_means"], "contrasts": contrasts,
+        "slope_differences": tables["slope_differences"],
+    })
+    return Section(sentences, tables, figs)
+
+
+
+def _dose_response(ctx: RunContext, visits, counts):
+    """Pain on week plus the cumulative sessions of each non-control intervention received.
+
+    Each ``sessions_<intervention>`` coefficient is the change in pain per session delivered,
+    the time-varying-covariate analysis of patients who switch treatment.
+    """
+    from analysis.config import PainModelOptions
+    from analysis.intake.arms import session_column
+
+    opts = ctx.cfg.models.pain
+    columns = [session_column(i) for i in ctx.cfg.interventions
+               if i != ctx.cfg.control and session_column(i) in visits and visits[session_column(i)].max() > 0]
+    if not columns:
+        return None
+    formula = f"{opts.outcome} ~ week + " + " + ".join(columns)
+    dose_opts = PainModelOptions(**{**opts.model_dump(), "formula": formula, "covariates": []})
+    result = fit_pain_model(visits, dose_opts, control=ctx.cfg.control, alpha=ctx.cfg.models.alpha)
+    if not result.health.estimated:
+        return None
+    table = result.fixed_effects.copy()
+    table["arm"] = [t.removeprefix("sessions_") if t.startswith("sessions_") else None for t in table["term"]]
+    return public_model_table(ctx, "pain_dose_response", table, counts)

@@ -1,0 +1,71 @@
+"""Notebook 06 — responders (≥ 2 points or ≥ 30 % less pain at the chosen week) and foot-posture
+moderation (does a treatment's pain slope differ for overpronated feet?)."""
+
+from __future__ import annotations
+
+from analysis.endpoints.moderator import fit_moderator_model
+from analysis.endpoints.responders import responder_analysis
+from analysis.report import figures
+from analysis.report.context import RunContext, Section
+from analysis.report.sections.common import (
+    has_values,
+    health_table,
+    not_analysed,
+    public_model_table,
+)
+from analysis.report.wording import certainty, pretty_arm
+
+
+def run(ctx: RunContext) -> Section:
+    cfg = ctx.cfg
+    visits = ctx.visits()
+    if not has_values(visits, "pain_score"):
+        ctx.results("models.moderator", {"status": "not analysed: the log has no pain scores"})
+        return not_analysed(ctx, "models.responders", "the log has no pain scores")
+    r_opts = cfg.models.responders
+    resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=r_opts.min_points,
+                              min_percent=r_opts.min_percent, window=r_opts.window, alpha=cfg.models.alpha)
+    proportions = ctx.public_table("responder_proportions", resp.proportions, key_columns=["arm"])
+    differences = ctx.public_table("responder_differences", resp.differences, key_columns=["arm"])
+    tables = {"proportions": proportions, "differences": differences}
+    figs = {"responders": ctx.figure("responder_proportions", figures.bars_by_arm(
+        proportions, "estimate", "conf_low", "conf_high",
+        f"Share of patients with clinically important relief at week {r_opts.week:g}", "share of patients"))}
+    sentences = [
+        f"{pretty_arm(r.arm).capitalize()}: {100 * r.estimate:.0f}% of assessable patients had at least "
+        f"{r_opts.min_points:g} points or {r_opts.min_percent:g}% less pain at week {r_opts.week:g} "
+        f"(95% interval {100 * r.conf_low:.0f}% to {100 * r.conf_high:.0f}%)."
+        for r in proportions.dropna(subset=["estimate"]).itertuples()
+    ]
+    for r in differences.dropna(subset=["estimate"]).itertuples():
+        sentences.append(f"{pretty_arm(r.arm).capitalize()} vs {pretty_arm(cfg.control)}: "
+                         f"{100 * r.estimate:+.0f} percentage points ({certainty(r.conf_low, r.conf_high)}).")
+    results = {"status": "estimated", "definition": resp.definition, "proportions": proportions,
+               "differences": differences}
+    ctx.results("models.responders", results)
+
+    if has_values(visits, "foot_posture_index"):
+        threshold = cfg.models.moderator.overpronated_above
+        mod = fit_moderator_model(visits, cfg.models.pain, control=cfg.control, threshold=threshold,
+                                  alpha=cfg.models.alpha)
+        tables["moderator_health"] = health_table({"moderator": mod.health})
+        if mod.health.estimated:
+            sub = mod.n_patients.groupby("arm")["n_patients"].min()
+            counts = {str(a): int(n) for a, n in sub.items()}
+            by_foot = public_model_table(ctx, "moderator_by_foot", mod.slope_difference_by_foot, counts)
+            vs_control = public_model_table(ctx, "moderator_vs_control", mod.vs_control, counts)
+            tables.update({"moderator_by_foot": by_foot, "moderator_vs_control": vs_control})
+            for r in by_foot.dropna(subset=["estimate"]).itertuples():
+                arm = r.term.split(": ")[-1]
+                sentences.append(
+                    f"{pretty_arm(arm).capitalize()}: weekly pain change in overpronated feet (FPI > +{threshold:g}) "
+                    f"differs from other feet by {r.estimate:+.3f} points a week ({certainty(r.conf_low, r.conf_high)}).")
+            ctx.results("models.moderator", {"threshold": threshold, "by_foot": by_foot,
+                                             "vs_control": vs_control, "health": mod.health.to_dict(),
+                                             "status": mod.health.status})
+        else:
+            ctx.results("models.moderator", {"status": mod.health.status, "health": mod.health.to_dict()})
+            sentences.append(f"Foot-posture moderation could not be estimated ({mod.health.status}).")
+    else:
+        ctx.results("models.moderator", {"status": "not analysed: the log has no foot posture index"})
+    return Section(sentences, tables, figs)

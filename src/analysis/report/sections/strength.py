@@ -1,0 +1,59 @@
+"""Notebook 05 — strength: percent change over the follow-up per arm and against control, from a
+mixed model on log(strength)."""
+
+from __future__ import annotations
+
+from analysis.endpoints.strength import fit_strength_model
+from analysis.report import figures
+from analysis.report.context import RunContext, Section
+from analysis.report.sections.common import (
+    arm_counts,
+    has_values,
+    health_table,
+    not_analysed,
+    public_model_table,
+    status_sentence,
+)
+from analysis.report.wording import certainty, pretty_arm
+
+
+def run(ctx: RunContext) -> Section:
+    cfg = ctx.cfg
+    visits = ctx.visits()
+    if not has_values(visits, "strength"):
+        return not_analysed(ctx, "models.strength", "the log has no strength measurements")
+    pain_opts = cfg.models.pain
+    horizon = max(pain_opts.weeks)
+    result = fit_strength_model(visits, cfg.models.strength, control=cfg.control, alpha=cfg.models.alpha,
+                                horizon=horizon, random=pain_opts.random, clinic_level=pain_opts.clinic_level,
+                                weeks=tuple(pain_opts.weeks), engine=pain_opts.engine,
+                                optimizers=tuple(pain_opts.optimizers))
+    health = health_table({"strength": result.health})
+    ctx.public_table("strength_health", health, count_column=None)
+    if not result.health.estimated:
+        ctx.results("models.strength", {"status": result.health.status, "health": result.health.to_dict()})
+        return Section([status_sentence("strength model", result.health)], {"health": health}, {})
+    counts = arm_counts(visits, "strength")
+    change = result.percent_change.assign(arm=result.percent_change["term"].str.split(": ").str[-1])
+    change = public_model_table(ctx, "strength_percent_change", change, counts)
+    ratio = public_model_table(ctx, "strength_ratio_vs_control", result.ratio_vs_control, counts)
+    fixed = public_model_table(ctx, "strength_fixed_effects", result.fixed_effects, counts)
+    figs = {"percent_change": ctx.figure("strength_percent_change", figures.bars_by_arm(
+        change, "estimate", "conf_low", "conf_high", f"Change in strength over {horizon:g} weeks",
+        "percent change", reference=0.0))}
+    sentences = [
+        f"{pretty_arm(r.arm).capitalize()}: strength changed by {r.estimate:+.0f}% over {horizon:g} weeks "
+        f"(95% interval {r.conf_low:+.0f}% to {r.conf_high:+.0f}%)."
+        for r in change.dropna(subset=["estimate"]).itertuples()
+    ]
+    for r in ratio.dropna(subset=["estimate"]).itertuples():
+        sentences.append(f"{r.term.split(': ')[-1].replace('_', ' ')}: ratio of changes {r.estimate:.2f} "
+                         f"(95% interval {r.conf_low:.2f} to {r.conf_high:.2f}; {certainty(r.conf_low, r.conf_high, 1.0)}).")
+    ctx.results("models.strength", {
+        "status": result.health.status, "formula": result.formula, "unit": result.unit,
+        "horizon_weeks": horizon, "percent_change": change, "ratio_vs_control": ratio,
+        "fixed_effects": fixed, "variance_components": result.variance_components,
+        "health": result.health.to_dict(), "n_obs": result.n_obs, "n_patients": result.n_patients,
+    })
+    return Section(sentences, {"percent_change": change, "ratio_vs_control": ratio, "fixed_effects": fixed,
+                               "health": health}, figs)

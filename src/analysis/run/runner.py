@@ -1,0 +1,203 @@
+"""``outcomes run``: execute the notebook suite with papermill into one run folder.
+
+Order of work, so that a bad input never leaves a report that looks final:
+
+1. the config is validated (unknown keys refused by name) before any notebook starts;
+2. the log is validated and anonymity-checked in-process; on failure only
+   ``validation_report.csv`` is written and the exit code is 2; then every user-given model
+   formula and covariate is checked (:func:`check_model_formulas`) against the validated columns
+   and the claims file is read, so that an unsafe formula or a bad claims file is refused (exit
+   code 2) before any notebook starts;
+3. notebooks run in order (``notebooks/NN_*.py``, jupytext py:percent, converted in memory); each
+   executed notebook is saved, and rendered to HTML twice (owner: code hidden, researcher-only
+   cells removed; researcher: with code);
+4. the result fragments are merged into ``results.json`` only when every notebook succeeded;
+5. ``index.html`` and ``manifest.json`` are written last, both saying ``failed`` when a notebook
+   failed (exit code 1, no ``results.json``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.config import load_config
+from analysis.errors import ConfigError, IdentifierError, OutcomesError, ValidationFailed
+from analysis.report.context import project_root
+from analysis.results import merge_fragments, write_json
+from analysis.run.manifest import build_manifest, utc_now
+
+NOTEBOOK_DIR = "notebooks"
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str  # "succeeded" | "failed" | "refused"
+    exit_code: int
+    error: str | None = None
+
+
+def notebook_sources(root: Path | None = None) -> list[Path]:
+    """The suite's notebooks in pipeline order (``notebooks/NN_name.py``)."""
+    folder = (root or project_root(Path(__file__).parent)) / NOTEBOOK_DIR
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.py"))
+
+
+def check_model_formulas(cfg, columns) -> None:
+    """Check every user-given formula, covariate and outcome of ``cfg.models`` before any fit.
+
+    patsy evaluates formula terms as Python, so a formula such as
+    ``pain_score ~ __import__('os').system('...')`` must be refused before a notebook runs it.
+    Each text goes through :func:`analysis.models.formulas.check_formula` with the validated columns
+    plus those the models derive (``arm``, ``baseline_<outcome>``, ``overpronated``,
+    ``sessions_<intervention>``).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+    columns : iterable of str
+        Columns of the validated table.
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key and the refused token.
+    """
+    from analysis.intake.arms import session_column
+    from analysis.models.formulas import check_formula
+
+    m = cfg.models
+    allowed = set(columns) | {"arm", "week", "visit", "overpronated", "baseline_pain",
+                              f"baseline_{m.pain.outcome}"}
+    allowed |= {session_column(i) for i in cfg.interventions}
+    texts = [("models.pain.formula", m.pain.formula)] if m.pain.formula is not None else []
+    for section in ("pain", "episodes", "strength"):
+        texts += [(f"models.{section}.covariates[{i}]", c)
+                  for i, c in enumerate(getattr(m, section).covariates)]
+    for key, text in texts:
+        try:
+            check_formula(text, allowed)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    # The outcome is looked up as a column (an absent one is "not analysed"), never evaluated;
+    # it must still be a plain name, since the default formula puts it on the left-hand side.
+    if not m.pain.outcome.isidentifier() or m.pain.outcome.startswith("__"):
+        raise ConfigError(f"models.pain.outcome: {m.pain.outcome!r} is not a column name")
+
+
+def _prepare_run_dir(run_dir: Path) -> None:
+    """Empty a previous run folder; refuse to empty a folder that is not one of ours."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        ours = (run_dir / "manifest.json").exists() or (run_dir / "validation_report.csv").exists() \
+            or (run_dir / "private").exists()
+        if not ours:
+            raise OutcomesError(f"{run_dir}: exists and is not a run folder; choose another --out")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _execute(source: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
+    import jupytext
+    import papermill
+
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / f"{source.stem}.ipynb"
+        jupytext.write(notebook, src, fmt="ipynb")
+        papermill.execute_notebook(
+            str(src), str(out_nb), parameters=parameters, kernel_name="python3",
+            progress_bar=False, cwd=str(cwd),
+        )
+
+
+def run_suite(config: str | Path, out: str | Path | None = None, progress: bool = True,
+              notebooks: list[Path] | None = None) -> RunOutcome:
+    """Run the notebook suite for one config.
+
+    Parameters
+    ----------
+    config : path
+        The run config.
+    out : path, optional
+        The run folder (default ``reports/<name>/`` under the project root).
+    progress : bool
+        Print a line per notebook.
+    notebooks : list of Path, optional
+        Notebook sources to run (default: all of ``notebooks/NN_*.py``).
+    """
+    from analysis.intake.validate import validate_log, write_validation_failure
+    from analysis.report.html import render_dashboard, render_notebook_html
+
+    started = utc_now()
+    config_path = Path(config).resolve()
+    cfg = load_config(config_path)
+    root = project_root(Path(__file__).parent)
+    run_dir = Path(out).resolve() if out else root / "reports" / cfg.name
+    _prepare_run_dir(run_dir)
+
+    try:
+        validated = validate_log(cfg)
+    except (ValidationFailed, IdentifierError) as exc:
+        write_validation_failure(exc, run_dir)
+        # The failures themselves (line, column, check), so `outcomes run` names them too.
+        return RunOutcome(run_dir, "refused", 2, f"{exc}\n{exc.summary()}".rstrip())
+    check_model_formulas(cfg, validated.data.columns)
+    if cfg.claims is not None:  # a bad claims file is refused now, not in notebook 08
+        from analysis.audit.claims import load_claims
+
+        load_claims(cfg.claims)
+
+    sources = notebooks or notebook_sources(root)
+    params = {"config": str(config_path), "run_dir": str(run_dir)}
+    (run_dir / "notebooks").mkdir(exist_ok=True)
+    captured: list[str] = []
+    error = None
+    executed: list[str] = []
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i, source in enumerate(sources, 1):
+            out_nb = run_dir / "notebooks" / f"{source.stem}.ipynb"
+            if progress:
+                print(f"[{i}/{len(sources)}] {source.stem} ...", end="", flush=True, file=sys.stderr)
+            t_nb = time.perf_counter()
+            try:
+                _execute(source, out_nb, params, root)
+            except Exception as exc:  # noqa: BLE001 — any notebook failure ends the run as failed
+                error = f"{source.stem}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+                if not out_nb.exists():
+                    error += "\n" + traceback.format_exc(limit=3)
+                if progress:
+                    print(" failed", file=sys.stderr)
+                break
+            finally:
+                if out_nb.exists():
+                    render_notebook_html(out_nb, run_dir)
+                    executed.append(source.stem)
+            if progress:
+                print(f" done ({time.perf_counter() - t_nb:.1f} s)", file=sys.stderr)
+        captured = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+
+    status = "failed" if error else "succeeded"
+    results = None
+    if not error:
+        results = merge_fragments(run_dir / "results")
+        write_json(run_dir / "results.json", results)
+    render_dashboard(run_dir, cfg, results, status=status, error=error, notebooks=executed)
+    manifest = build_manifest(
+        run_dir=run_dir, cfg=cfg, config_path=config_path, validated=validated, status=status,
+        error=error, started=started, finished=utc_now(), warnings=captured,
+        notebooks=executed, seconds=time.perf_counter() - t0,
+    )
+    write_json(run_dir / "manifest.json", manifest)
+    if progress:
+        print(f"{status}: {run_dir / 'index.html'}", file=sys.stderr)
+    return RunOutcome(run_dir, status, 0 if not error else 1, error)

@@ -1,0 +1,125 @@
+"""Population-averaged count GEE (src/analysis/models/gee_counts.py) against R.
+
+Sources of the reference numbers
+--------------------------------
+* ``r_reference.json`` — ``Rscript tests/reference/r_reference.R tests/reference`` (R 4.2.2,
+  geepack 1.3.9): ``geeglm(y ~ trt + lbase + lage + V4, family = poisson, id = subject,
+  corstr = "exchangeable")`` on MASS's ``epil``.
+* ``r_counts_reference.json`` — ``Rscript tests/reference/r_counts_reference.R tests/reference``
+  (R 4.2.2, MASS 7.3-58.2, geepack 1.3.9): ``MASS::glm.nb`` and, as geepack has no negative
+  binomial variance, a hand-written exchangeable GEE in R (``gee_exch`` in that script) that
+  reproduces geeglm's Poisson fit to 7e-9 before it is run with the NB2 variance.
+
+All tests here are regression tests against R; parameter recovery is in tests/endpoints/test_episodes.py.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from analysis.models.gee_counts import estimate_nb_alpha, fit_count_gee
+
+REF_DIR = Path(__file__).resolve().parents[1] / "reference"
+R = json.loads((REF_DIR / "r_reference.json").read_text())
+RC = json.loads((REF_DIR / "r_counts_reference.json").read_text())
+TERMS = ["(Intercept)", "trtprogabide", "lbase", "lage", "V4"]
+
+
+@pytest.fixture(scope="module")
+def epil():
+    ep = pd.read_csv(REF_DIR / "epil.csv").sort_values(["subject", "period"])
+    X = np.column_stack([np.ones(len(ep)), (ep["trt"] == "progabide").astype(float),
+                         ep["lbase"], ep["lage"], ep["V4"]])
+    return ep["y"].to_numpy(float), X, np.zeros(len(ep)), ep["subject"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def poisson_fit(epil):
+    return fit_count_gee(*epil, family="poisson", names=TERMS)
+
+
+@pytest.fixture(scope="module")
+def negbin_fit(epil):
+    return fit_count_gee(*epil, family="negative_binomial", names=TERMS)
+
+
+def test_poisson_exchangeable_matches_geepack(poisson_fit):
+    ref = R["epil_gee_poisson_exch"]["coef"]
+    # r_reference.json: epil_gee_poisson_exch.coef.<term>.Estimate  (geeglm, coef(g))
+    expected = [ref[t]["Estimate"] for t in TERMS]
+    # r_reference.json: epil_gee_poisson_exch.coef.<term>.Std.err  (geeglm robust SE)
+    expected_se = [ref[t]["Std.err"] for t in TERMS]
+    np.testing.assert_allclose(poisson_fit.coef, expected, rtol=1e-4)
+    np.testing.assert_allclose(poisson_fit.std_error, expected_se, rtol=1e-4)
+    assert poisson_fit.converged and poisson_fit.hessian_positive_definite
+
+
+def test_poisson_rate_ratio_and_interval_match_geepack(poisson_fit):
+    z = stats.norm.ppf(0.975)
+    b, se = poisson_fit.coef[1], poisson_fit.std_error[1]
+    # r_reference.json: epil_gee_poisson_exch.rate_ratio_trt  (exp(coef(g)["trtprogabide"]))
+    assert np.exp(b) == pytest.approx(0.98944006002, rel=1e-4)
+    # r_reference.json: epil_gee_poisson_exch.rate_ratio_trt_ci95
+    np.testing.assert_allclose(np.exp([b - z * se, b + z * se]),
+                               [0.67926811907, 1.4412447823], rtol=1e-4)
+
+
+def test_exchangeable_correlation_and_scale_use_geepack_moments(poisson_fit, epil):
+    # geepack prints alpha 0.4023 and scale 4.616 for this fit (summary(g)); the moment
+    # estimators with N and the pair count, not N - p and pairs - p. Recomputed here by hand.
+    y, X, _, subject = epil
+    mu = np.exp(X @ poisson_fit.coef)
+    r = (y - mu) / np.sqrt(mu)
+    phi = np.sum(r**2) / len(y)
+    sums = pd.Series(r).groupby(subject).agg(["sum", lambda v: np.sum(v**2), "size"])
+    pairs_prod = np.sum((sums["sum"] ** 2 - sums.iloc[:, 1]) / 2)
+    n_pairs = np.sum(sums["size"] * (sums["size"] - 1) / 2)
+    assert poisson_fit.working_correlation == pytest.approx(pairs_prod / (phi * n_pairs),
+                                                            rel=1e-8)
+    assert poisson_fit.working_correlation == pytest.approx(0.4023, abs=5e-5)
+    assert poisson_fit.dispersion == pytest.approx(4.616, abs=5e-4)
+
+
+def test_statsmodels_default_dof_correction_would_not_match(epil):
+    # Guards the reason for ddof_scale=0: statsmodels' default (N - p, pairs - p) is off.
+    y, X, offset, subject = epil
+    default = sm.GEE(y, X, groups=subject, family=sm.families.Poisson(),
+                     cov_struct=sm.cov_struct.Exchangeable()).fit()
+    ref = R["epil_gee_poisson_exch"]["coef"]
+    expected = np.array([ref[t]["Estimate"] for t in TERMS])  # r_reference.json, as above
+    assert np.max(np.abs(default.params / expected - 1)) > 1e-4
+
+
+def test_nb_dispersion_equals_glm_nb(epil):
+    y, X, offset, _ = epil
+    alpha, notes = estimate_nb_alpha(y, X, offset)
+    # r_counts_reference.json: epil_glm_nb.theta  (MASS::glm.nb(...)$theta)
+    assert 1 / alpha == pytest.approx(RC["epil_glm_nb"]["theta"], rel=1e-6)
+    assert notes == []
+
+
+def test_negative_binomial_gee_matches_r(negbin_fit):
+    ref = RC["epil_gee_negbin_exch"]
+    # r_counts_reference.json: epil_gee_negbin_exch.coef.<term>.estimate / .std_error
+    # (hand-written GEE in R, NB2 variance with glm.nb's theta, exchangeable, sandwich)
+    np.testing.assert_allclose(negbin_fit.coef, [ref["coef"][t]["estimate"] for t in TERMS],
+                               rtol=1e-6)
+    np.testing.assert_allclose(negbin_fit.std_error,
+                               [ref["coef"][t]["std_error"] for t in TERMS], rtol=1e-6)
+    # r_counts_reference.json: epil_gee_negbin_exch.alpha  (exchangeable correlation)
+    assert negbin_fit.working_correlation == pytest.approx(ref["alpha"], rel=1e-6)
+    assert negbin_fit.converged
+
+
+def test_offset_enters_the_mean(epil):
+    # A constant log-exposure offset c shifts only the intercept, by -c.
+    y, X, offset, subject = epil
+    shifted = fit_count_gee(y, X, offset + np.log(14.0), subject, family="poisson")
+    base = fit_count_gee(y, X, offset, subject, family="poisson")
+    assert shifted.coef[0] == pytest.approx(base.coef[0] - np.log(14.0), abs=1e-7)
+    np.testing.assert_allclose(shifted.coef[1:], base.coef[1:], atol=1e-7)

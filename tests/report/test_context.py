@@ -1,0 +1,42 @@
+"""The run context: deterministic figures, formula-escaped CSVs, relative paths from the project root."""
+
+import hashlib
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from analysis.report.context import escape_formula, project_root, resolve_path, write_csv
+from analysis.report.figures import bands_by_arm
+
+
+def _figure_bytes(tmp_path, name):
+    table = pd.DataFrame({"arm": ["a", "a", "b", "b"], "week": [0, 4, 0, 4], "mean": [6, 5, 6, 5.5],
+                          "conf_low": [5.5, 4.5, 5.5, 5], "conf_high": [6.5, 5.5, 6.5, 6]})
+    fig = bands_by_arm(table, "mean", "t", "pain")
+    path = tmp_path / f"{name}.svg"
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_same_figure_same_bytes(tmp_path):
+    import analysis.report.context  # noqa: F401 — sets the fixed SVG hash salt
+
+    assert _figure_bytes(tmp_path, "one") == _figure_bytes(tmp_path, "two")
+
+
+def test_formula_like_cells_are_escaped(tmp_path):
+    assert escape_formula("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert escape_formula("@SUM(A1)") == "'@SUM(A1)"
+    assert escape_formula("-0.5") == "-0.5"  # a negative number is data
+    assert escape_formula("+41 79") == "'+41 79"
+    path = write_csv(pd.DataFrame({"clinic": ["=1+1", "C01"], "x": [1.0, 2.0]}), tmp_path / "t.csv")
+    assert path.read_text().splitlines()[1].startswith("'=1+1")
+
+
+def test_relative_paths_resolve_against_the_project_root(tmp_path, monkeypatch):
+    root = project_root()
+    assert (root / "pyproject.toml").exists()
+    monkeypatch.chdir(root / "notebooks")
+    assert resolve_path("config/demo.yaml") == root / "config" / "demo.yaml"
+    assert resolve_path(tmp_path) == tmp_path
