@@ -136,3 +136,27 @@ def test_no_patient_ids_dates_or_small_cells_leave_the_run(demo_run):
         if "n_patients" in table:
             counts = pd.to_numeric(table["n_patients"], errors="coerce").dropna()
             assert (counts >= 11).all(), f"cell below the disclosure threshold in {path.name}"
+
+
+def test_console_shows_a_bar_per_notebook_and_no_kernel_warnings(tmp_path, capfd):
+    # capfd, not capsys: the kernel is a child process writing to the runner's stderr (fd 2).
+    config = _config(tmp_path / "in")
+    outcome = run_suite(config, out=tmp_path / "run", progress=True, notebooks=notebook_sources()[:1])
+    assert outcome.status == "succeeded", outcome.error
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "KeyboardInterrupt" not in err and "Traceback" not in err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert re.search(r"\[1/1\] 01_validate .* (\d+)/\1 cells  \d\d:\d\d$", last), last
+
+
+def test_quiet_prints_only_the_result_line(tmp_path, capfd, monkeypatch):
+    import analysis.run.runner as runner
+
+    def fake_run(config, out=None, progress=True, notebooks=None):
+        assert progress is False  # --quiet turns the bars off
+        return runner.RunOutcome(Path(out), "succeeded", 0)
+
+    monkeypatch.setattr(runner, "run_suite", fake_run)
+    assert main(["run", "--config", "c.yaml", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == f"succeeded: {tmp_path / 'r' / 'index.html'}\n"

@@ -53,6 +53,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"report: {outcome.run_dir / 'validation_report.csv'}", file=sys.stderr)
     elif outcome.status == "failed":
         print(f"error: run failed: {outcome.error}", file=sys.stderr)
+    else:  # the result line: all that --quiet prints
+        print(f"{outcome.status}: {outcome.run_dir / 'index.html'}", file=sys.stderr)
     return outcome.exit_code
 
 
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the notebook suite into a report folder")
     p.add_argument("--config", required=True, help="run config (YAML)")
     p.add_argument("--out", help="run folder (default reports/<name>/)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="print only the result line, no progress bars")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("batch", help="run many configs (e.g. one per clinic) on a Dask cluster")
@@ -120,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the suite on the bundled example log")
     p.add_argument("--config", default="config/demo.yaml")
     p.add_argument("--out", default="reports/demo")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="print only the result line, no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -103,9 +103,17 @@ def _prepare_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _execute(source: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
+def _progress_bar(step: str) -> dict:
+    """papermill's tqdm bar for one notebook: its name, cells done, elapsed time."""
+    return {"desc": step, "unit": "cell", "leave": True,
+            "bar_format": "{desc:<24} {bar:24} {n_fmt}/{total_fmt} cells  {elapsed}"}
+
+
+def _execute(source: Path, out_nb: Path, parameters: dict, cwd: Path, progress: dict | bool = False) -> None:
     import jupytext
     import papermill
+
+    from analysis.run.kernel import kernel_options
 
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -114,7 +122,7 @@ def _execute(source: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
         jupytext.write(notebook, src, fmt="ipynb")
         papermill.execute_notebook(
             str(src), str(out_nb), parameters=parameters, kernel_name="python3",
-            progress_bar=False, cwd=str(cwd),
+            progress_bar=progress, cwd=str(cwd), **kernel_options(Path(tmp)),
         )
 
 
@@ -129,7 +137,8 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
     out : path, optional
         The run folder (default ``reports/<name>/`` under the project root).
     progress : bool
-        Print a line per notebook.
+        Show a progress bar per notebook (cells done, elapsed time) on stderr. The result line is
+        the command line's to print (``outcomes run``), so batch workers stay silent.
     notebooks : list of Path, optional
         Notebook sources to run (default: all of ``notebooks/NN_*.py``).
     """
@@ -166,24 +175,20 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
         warnings.simplefilter("always")
         for i, source in enumerate(sources, 1):
             out_nb = run_dir / "notebooks" / f"{source.stem}.ipynb"
-            if progress:
-                print(f"[{i}/{len(sources)}] {source.stem} ...", end="", flush=True, file=sys.stderr)
-            t_nb = time.perf_counter()
+            bar = _progress_bar(f"[{i}/{len(sources)}] {source.stem}") if progress else False
             try:
-                _execute(source, out_nb, params, root)
+                _execute(source, out_nb, params, root, bar)
             except Exception as exc:  # noqa: BLE001 — any notebook failure ends the run as failed
                 error = f"{source.stem}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
                 if not out_nb.exists():
                     error += "\n" + traceback.format_exc(limit=3)
                 if progress:
-                    print(" failed", file=sys.stderr)
+                    print(f"[{i}/{len(sources)}] {source.stem} failed", file=sys.stderr)
                 break
             finally:
                 if out_nb.exists():
                     render_notebook_html(out_nb, run_dir)
                     executed.append(source.stem)
-            if progress:
-                print(f" done ({time.perf_counter() - t_nb:.1f} s)", file=sys.stderr)
         captured = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
     status = "failed" if error else "succeeded"
@@ -198,6 +203,4 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
         notebooks=executed, seconds=time.perf_counter() - t0,
     )
     write_json(run_dir / "manifest.json", manifest)
-    if progress:
-        print(f"{status}: {run_dir / 'index.html'}", file=sys.stderr)
     return RunOutcome(run_dir, status, 0 if not error else 1, error)
