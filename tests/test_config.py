@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import re
+
 import pytest
 
 from analysis.config import load_config, parse_config
@@ -64,3 +66,49 @@ def test_yaml_python_tags_are_refused(tmp_path: Path):
 def test_missing_config_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+# --- outcomes: metadata and design ----------------------------------------------------------------
+def test_outcome_metadata_defaults_reproduce_the_clinic_outcomes():
+    from analysis.config import outcome_meta
+
+    cfg = parse_config({"name": "x", "data": "log.csv"})
+    pain = outcome_meta(cfg, "pain_score")
+    assert (pain.label, pain.better, pain.mcid.points, pain.mcid.percent) == ("Pain", "lower", 2.0, 30.0)
+    assert (pain.range.min, pain.range.max) == (0.0, 10.0)
+    assert outcome_meta(cfg, "strength").better == "higher"
+    assert cfg.design == "observational"
+
+
+def test_outcome_metadata_overrides_merge_over_defaults():
+    from analysis.config import outcome_meta
+
+    cfg = parse_config({"name": "x", "data": "log.csv", "design": "randomised",
+                        "scales": {"pain_score": {"min": 0, "max": 100}},
+                        "models": {"strength": {"unit": "kg"}},
+                        "outcomes": {"pain_score": {"label": "Throat pain", "mcid": {"percent": 20}},
+                                     "FEV1": {"label": "FEV1", "unit": "L", "better": "higher",
+                                              "mcid": 0.1}}})
+    pain = outcome_meta(cfg, "pain_score")
+    assert (pain.label, pain.better, pain.mcid.points, pain.mcid.percent) == ("Throat pain", "lower", None, 20.0)
+    assert pain.range.max == 100.0
+    fev = outcome_meta(cfg, "FEV1")
+    assert (fev.unit, fev.better, fev.mcid.points, fev.kind) == ("L", "higher", 0.1, "continuous")
+    assert outcome_meta(cfg, "strength").unit == "kg"
+    assert outcome_meta(cfg, "other").better is None and cfg.design == "randomised"
+
+
+@pytest.mark.parametrize("outcomes, message", [
+    ({"p": {"mcid": {}}}, "outcomes.p.mcid: Value error, give points, percent or both"),
+    ({"p": {"lable": "x"}}, "unknown key 'outcomes.p.lable'"),
+    ({"p": {"better": "up"}}, "outcomes.p.better"),
+    ({"p": {"mcid": {"percent": 130}}}, "outcomes.p.mcid.percent"),
+])
+def test_bad_outcome_metadata_is_refused_by_key(outcomes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config({"name": "x", "data": "log.csv", "outcomes": outcomes})
+
+
+def test_unknown_design_is_refused():
+    with pytest.raises(ConfigError, match="design"):
+        parse_config({"name": "x", "data": "log.csv", "design": "quasi"})

@@ -1,0 +1,79 @@
+"""Config sections about the analyses: ``models:`` (pain, episodes, strength, responders,
+moderator) and ``benchmarking:``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from analysis.config.sections import _Section
+
+
+class PainModelOptions(_Section):
+    """Linear mixed model for pain (and any continuous outcome), REML."""
+
+    outcome: str = "pain_score"
+    formula: str | None = Field(None, description="fixed-effects formula; default outcome ~ week * arm")
+    covariates: list[str] = Field(default_factory=list, description="added to the default formula")
+    random: Literal["intercept", "slope"] = "slope"
+    clinic_level: bool = False
+    weeks: list[float] = Field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0])
+    engine: Literal["auto", "pls", "statsmodels"] = "auto"
+    optimizers: list[str] = Field(default_factory=lambda: ["lbfgs", "bfgs", "powell", "nm"])
+
+
+class EpisodesModelOptions(_Section):
+    """Count models for knee-pain episodes with a log(exposure_days) offset."""
+
+    family: Literal["negative_binomial", "poisson"] = "negative_binomial"
+    primary: Literal["patient_level", "population_averaged"] = "patient_level"
+    covariates: list[str] = Field(default_factory=list)
+
+
+class StrengthModelOptions(_Section):
+    covariates: list[str] = Field(default_factory=list)
+    unit: str = "N"
+
+
+class ResponderOptions(_Section):
+    week: float = 12.0
+    min_points: float = Field(2.0, gt=0)
+    min_percent: float = Field(30.0, gt=0, le=100)
+    window: float = Field(2.0, ge=0, description="weeks either side of `week` a follow-up may fall")
+
+
+class ModeratorOptions(_Section):
+    overpronated_above: float = 5.0
+
+
+class ModelsConfig(_Section):
+    arm_column: str | None = Field(None, description="contract column holding each patient's arm")
+    dose_response: bool = False
+    alpha: float = Field(0.05, gt=0, lt=1)
+    pain: PainModelOptions = Field(default_factory=PainModelOptions)
+    episodes: EpisodesModelOptions = Field(default_factory=EpisodesModelOptions)
+    strength: StrengthModelOptions = Field(default_factory=StrengthModelOptions)
+    responders: ResponderOptions = Field(default_factory=ResponderOptions)
+    moderator: ModeratorOptions = Field(default_factory=ModeratorOptions)
+
+
+class BenchmarkingOptions(_Section):
+    """Clinic benchmarking (notebook 07; docs/benchmarking.md)."""
+
+    clinic_id: str = Field("", max_length=200,
+                           description="the clinic to highlight as 'your clinic'; '' = none (network view)")
+    week: float | None = Field(None, gt=0, description="last week of the funnel's pain change; "
+                                                       "default the last of models.pain.weeks")
+    min_follow_up_week: float = Field(4.0, ge=0, description="earliest week a follow-up score may be from")
+    adjust_for_baseline: bool = Field(True, description="adjust for baseline pain as well as for arm")
+    overdispersion: Literal["none", "multiplicative", "additive"] = Field(
+        "additive", description="funnel limits: none, multiplicative phi or additive tau^2 (Spiegelhalter 2005)")
+    winsorize: float = Field(0.1, ge=0, lt=0.5, description="share of z-scores winsorised at each end "
+                                                             "before estimating phi / tau^2")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.week is not None and self.min_follow_up_week > self.week:
+            raise ValueError(f"min_follow_up_week ({self.min_follow_up_week}) is after week ({self.week})")
+        return self
