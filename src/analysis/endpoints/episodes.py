@@ -61,7 +61,10 @@ RATE_RATIO_COLUMNS = ["estimand", "family", "arm", "term", "estimate", "std_erro
                       "statistic", "p_value", "conf_low", "conf_high", "rate_ratio",
                       "rr_conf_low", "rr_conf_high", "percent_reduction",
                       "percent_reduction_low", "percent_reduction_high", "status"]
-ENGINES = {"patient_level": "analysis.models.glmm_counts (Laplace ML)",
+#: Engine labels written to results.json (fit health). A label, not an import path: the Laplace
+#: GLMM keeps the name it had before the package was split into stages (it is
+#: :mod:`analysis.models.glmm_counts`), so results.json did not change with the layout.
+ENGINES = {"patient_level": "analysis.glmm_counts (Laplace ML)",
            "population_averaged": "statsmodels-GEE"}
 
 
