@@ -186,7 +186,7 @@ def fit_mmrm(data: pd.DataFrame, outcome: str, fixed, visit: str, subject: str,
              covariance: str = "us", method: str = "reml", df: str = "kenward-roger",
              vcov: str = "model", reference: dict | None = None, visit_levels=None,
              class_vars: tuple = (), information: str = "observed", alpha: float = 0.05,
-             start=None) -> MMRMResult:
+             start=None, fixed_theta=None) -> MMRMResult:
     """Fit an MMRM.
 
     Parameters
@@ -213,6 +213,9 @@ def fit_mmrm(data: pd.DataFrame, outcome: str, fixed, visit: str, subject: str,
         Confidence intervals are ``1 - alpha``.
     start : array, optional
         Starting covariance parameters (SAS order).
+    fixed_theta : array, optional
+        Do not optimise: take these covariance parameters (SAS order) as the estimate and do
+        all inference there, as PROC MIXED's ``PARMS (...) / NOITER`` does.
 
     Returns
     -------
@@ -234,6 +237,9 @@ def fit_mmrm(data: pd.DataFrame, outcome: str, fixed, visit: str, subject: str,
     if not user_matrix:
         from analysis.models.mmrm_design import parse_terms
         needed += [v for t in parse_terms(fixed) for v in t if v not in needed]
+        absent = [v for v in needed if v not in data.columns]
+        if absent:
+            raise ConfigError(f"model variables not in the data: {', '.join(absent)}")
     keep = data[needed].notna().all(axis=1).to_numpy()
     if user_matrix:
         Xfull = np.asarray(fixed, float)
@@ -262,7 +268,10 @@ def fit_mmrm(data: pd.DataFrame, outcome: str, fixed, visit: str, subject: str,
     _check_estimable(pdata, struct, levels)
     reml = method == "reml"
     try:
-        opt = engine.optimise(pdata, struct, reml, start=start)
+        if fixed_theta is not None:
+            opt = engine.at_theta(pdata, struct, reml, np.asarray(fixed_theta, float))
+        else:
+            opt = engine.optimise(pdata, struct, reml, start=start)
     except engine.Infeasible as exc:
         raise NotEstimable(f"{covariance}: {exc}") from exc
     if not opt.converged:

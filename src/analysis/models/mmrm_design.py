@@ -161,9 +161,7 @@ def build_design(data: pd.DataFrame, model: str, reference: dict | None = None,
         else:
             values[v] = data[v].to_numpy(float)
     design.columns = _column_names(design)
-    design.X = _evaluate(design, values)
-    if design.X.ndim == 1:
-        design.X = design.X[None, :]
+    design.X = _evaluate(design, values) if terms else np.ones((len(data), 1))
     rank = np.linalg.matrix_rank(design.X)
     if rank < design.X.shape[1]:
         raise ConfigError(

@@ -280,3 +280,14 @@ def optimise(data: PatternData, struct, reml: bool, start: np.ndarray | None = N
     converged = bool(pd_hess and abs(crit) < 1e-8)
     message = str(res.message) + f" (relative Hessian criterion {crit:.2e})"
     return Optimum(theta, ev, converged, int(res.nit), message, theta0, crit, pd_hess)
+
+
+def at_theta(data: PatternData, struct, reml: bool, theta: np.ndarray) -> Optimum:
+    """No optimisation: everything at the given ``theta`` (PROC MIXED's PARMS / NOITER)."""
+    if len(theta) != struct.n_params or not struct.feasible(theta):
+        raise Infeasible(f"fixed covariance parameters {list(theta)} are not a valid "
+                         f"{struct.name} covariance with {struct.n_params} parameters")
+    ev = evaluate(data, struct, theta, reml, order=2, keep=True)
+    pd_hess = bool(np.all(np.linalg.eigvalsh(ev.hess) > 0))
+    return Optimum(theta, ev, True, 0, "covariance parameters fixed (no iterations)", theta,
+                   np.nan, pd_hess)

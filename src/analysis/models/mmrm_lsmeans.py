@@ -116,3 +116,35 @@ def lsmean_diffs(result, arm: str, control: str, by: str | None = None, weights:
             labels.append(({by: by_level} if by else {}) | {arm: level, "control": control})
     tab = result.contrast(np.array(out_rows), alpha=alpha)
     return pd.concat([pd.DataFrame(labels), tab.drop(columns="term")], axis=1)
+
+
+def type3_tests(result) -> pd.DataFrame:
+    """SAS's "Type 3 Tests of Fixed Effects": ``effect, num_df, den_df, f_value, p_value``.
+
+    A CLASS main effect is tested through the differences of its equal-weight LS-means (which is
+    SAS's type 3 hypothesis also when the variable interacts with others); a term contained in no
+    higher-order term (e.g. the ``arm:visit`` interaction, a covariate) through its own columns.
+    """
+    design = result.design
+    if design is None:
+        raise ConfigError("type 3 tests need a model string design")
+    rows = []
+    for term in design.terms:
+        higher = [t for t in design.terms if len(t) > len(term) and set(term) <= set(t)]
+        name = ":".join(term)
+        if len(term) == 1 and term[0] in design.levels and higher:
+            _, L = lsmean_rows(result, term)
+            ref = design.levels[term[0]].index(design.reference[term[0]])
+            L = np.delete(L, ref, axis=0) - L[ref]   # SAS: each level minus the reference
+        elif not higher:
+            prefix = [c for c in design.columns if _column_term(c) == term]
+            L = np.eye(len(design.columns))[[design.columns.index(c) for c in prefix]]
+        else:
+            raise ConfigError(f"no type 3 test for {name}: it is contained in {higher}")
+        test = result.f_test(L)
+        rows.append({"effect": name} | test)
+    return pd.DataFrame(rows)
+
+
+def _column_term(column: str) -> tuple:
+    return tuple(part.split("[", 1)[0] for part in column.split(":"))

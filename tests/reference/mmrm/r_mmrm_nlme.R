@@ -32,9 +32,8 @@ emm_eq <- emmeans(fit, ~ ARMCD | AVISIT, mode = "satterthwaite")
 # Proportional (SAS OM) weights: observed frequencies of the RACE x SEX combinations among the
 # fitted rows. emmeans' own weights = "proportional" is not used: for a gls with varIdent it
 # counts the variance weights as case weights (non-integer .wgt.), which is not SAS's OM.
-rg <- ref_grid(fit, mode = "satterthwaite")
 w_obs <- as.vector(table(fev$RACE, fev$SEX))   # RACE varies fastest, as in the reference grid
-emm_pr <- emmeans(rg, ~ ARMCD | AVISIT, weights = w_obs)
+emm_pr <- emmeans(fit, ~ ARMCD | AVISIT, mode = "satterthwaite", weights = w_obs)
 tab <- function(x) {
   d <- as.data.frame(summary(x, infer = c(TRUE, TRUE)))
   names(d)[names(d) %in% c("emmean", "estimate")] <- "estimate"
