@@ -81,7 +81,7 @@ def time_mmrm(path: str | Path, repeat: int = 3, with_r: bool = True) -> dict:
     return out
 
 
-if __name__ == "__main__":  # python -m analysis.models.mmrm_bench tests/reference/mmrm/bcva_data.csv
+if __name__ == "__main__":  # python -m analysis.studies.bench_mmrm tests/reference/mmrm/bcva_data.csv
     import sys
 
     print(time_mmrm(sys.argv[1] if len(sys.argv) > 1 else "tests/reference/mmrm/bcva_data.csv"))
