@@ -118,19 +118,20 @@ def evaluate(data: PatternData, struct, theta: np.ndarray, reml: bool, order: in
     per = []
     for pat in data.patterns:
         ix = np.ix_(pat.visits, pat.visits)
-        try:
-            chol = linalg.cho_factor(sig[ix], lower=True)
-        except linalg.LinAlgError as exc:
+        sub = sig[ix]
+        try:  # numpy's LAPACK calls: scipy's wrappers cost more than the 4x4 solves on fev_data
+            chol = np.linalg.cholesky(sub)
+        except np.linalg.LinAlgError as exc:
             raise Infeasible(str(exc)) from exc
-        if np.any(np.diag(chol[0]) <= 0):
+        if np.any(np.diag(chol) <= 0):
             raise Infeasible("non-positive pivot")
-        sinv = linalg.cho_solve(chol, np.eye(len(pat.visits)))
+        sinv = np.linalg.inv(sub)
         sx = np.matmul(sinv, pat.X)
         n = pat.y.shape[0]
         xtvx += np.tensordot(pat.X, sx, axes=([0, 1], [0, 1]))
         xtvy += np.einsum("nip,ni->p", sx, pat.y)
         yvy += float(np.sum((pat.y @ sinv) * pat.y))
-        logdet += n * 2.0 * float(np.sum(np.log(np.diag(chol[0]))))
+        logdet += n * 2.0 * float(np.sum(np.log(np.diag(chol))))
         per.append((pat, ix, sinv, sx))
     try:
         cx = linalg.cho_factor(xtvx, lower=True)
@@ -161,29 +162,21 @@ def evaluate(data: PatternData, struct, theta: np.ndarray, reml: bool, order: in
         if reml or order >= 2:
             sxf = sx.reshape(n, mp * p)
             M = (sxf.T @ sxf).reshape(mp, p, mp, p)      # sum_n SX_n[i,p] SX_n[j,q]
-            C = np.einsum("ipjq,pq->ij", M, phi)          # sum_n Sinv X_n Phi X_n' Sinv
+            C = np.tensordot(sx @ phi, sx, axes=([0, 2], [0, 2]))  # sum_n Sinv X_n Phi X_n' Sinv
         if reml:
             Gp = Gp - C
         G[ix] += Gp
         if order >= 2:
-            Dp = D[(slice(None),) + ix]
-            D2p = D2[(slice(None), slice(None)) + ix]
-            E = np.matmul(sinv, Dp)
-            H_second += np.einsum("ij,abij->ab", Gp, D2p)
-            H1 += n * np.einsum("aij,bji->ab", E, E)
-            H2 += np.einsum("aij,bji->ab", np.matmul(C, Dp), E)
-            T4 += np.einsum("aij,bji->ab", Dp, np.matmul(E, U))
-            Z = np.tensordot(sx, u, axes=([0], [0]))     # (i, p, j)
-            g_vec += np.einsum("aij,ipj->ap", Dp, Z)
-            P += (Dp.reshape(k, mp * mp) @ M.transpose(0, 2, 1, 3).reshape(mp * mp, p * p)).reshape(k, p, p)
+            _second_order(pat, ix, sinv, sx, u, U, Gp, C, M, D, D2, struct.linear,
+                          (H_second, H1, H2, T4, g_vec, P))
             if keep:
                 ev.cache.append((pat, ix, sinv, sx, M))
-    ev.grad = np.einsum("ij,aij->a", G, D)
+    ev.grad = D.reshape(k, m * m) @ G.ravel()
     if order >= 2:
         quad_term = T4 - g_vec @ phi @ g_vec.T
         if reml:
             phip = np.matmul(phi, P)
-            tr_pvpv = H1 - 2.0 * H2 + np.einsum("apq,bqp->ab", phip, phip)
+            tr_pvpv = H1 - 2.0 * H2 + _trace_products(phip, phip)
         else:
             tr_pvpv = H1
         ev.hess = H_second - tr_pvpv + 2.0 * quad_term
@@ -191,6 +184,44 @@ def evaluate(data: PatternData, struct, theta: np.ndarray, reml: bool, order: in
         ev.fisher = (tr_pvpv + tr_pvpv.T) / 2
         ev.P = P
     return ev
+
+
+def _trace_products(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``out[a, b] = tr(A_a B_b)`` for stacks of square matrices, as one matrix product."""
+    k = A.shape[0]
+    return A.reshape(k, -1) @ B.transpose(0, 2, 1).reshape(B.shape[0], -1).T
+
+
+def _second_order(pat, ix, sinv, sx, u, U, Gp, C, M, D, D2, linear, acc):
+    """Add one pattern's terms of the Hessian, ``g_vec`` and ``P`` into ``acc`` (in place).
+
+    Only the parameters whose ``dSigma`` touches the pattern's visits contribute (for ``us`` a
+    pattern with ``m_p`` visits has ``m_p (m_p + 1) / 2`` of them); linear structures have no
+    second derivatives. Every sum is a BLAS matrix product of flattened stacks.
+    """
+    H_second, H1, H2, T4, g_vec, P = acc
+    n, mp = pat.y.shape
+    p = sx.shape[2]
+    Dfull = D[(slice(None),) + ix]
+    touched = np.abs(Dfull).reshape(len(D), -1).max(axis=1) > 0
+    if not linear:  # a derivative can vanish at a point (a zero correlation) while D2 does not
+        touched |= np.abs(D2[(slice(None), slice(None)) + ix]).reshape(len(D), -1).max(axis=1) > 0
+    act = np.flatnonzero(touched)
+    if len(act) == 0:
+        return
+    Dp = Dfull[act]
+    a2 = np.ix_(act, act)
+    E = np.matmul(sinv, Dp)
+    H1[a2] += n * _trace_products(E, E)
+    H2[a2] += _trace_products(np.matmul(C, Dp), E)
+    T4[a2] += _trace_products(Dp, np.matmul(E, U))
+    Dpf = Dp.reshape(len(act), mp * mp)
+    Z = np.tensordot(sx, u, axes=([0], [0]))               # (i, p, j)
+    g_vec[act] += Dpf @ Z.transpose(0, 2, 1).reshape(mp * mp, p)
+    P[act] += (Dpf @ M.transpose(0, 2, 1, 3).reshape(mp * mp, p * p)).reshape(len(act), p, p)
+    if not linear:
+        D2p = D2[np.ix_(act, act, pat.visits, pat.visits)]
+        H_second[a2] += D2p.reshape(len(act) ** 2, mp * mp).dot(Gp.ravel()).reshape(len(act), len(act))
 
 
 def moment_sigma(data: PatternData) -> np.ndarray:
@@ -240,13 +271,14 @@ def optimise(data: PatternData, struct, reml: bool, start: np.ndarray | None = N
     def at(x):
         key = x.tobytes()
         if key not in memo:
-            memo.clear()
+            if len(memo) >= 2:  # the accepted point and one trial point
+                memo.pop(next(iter(memo)))
             theta = x * scale
             if not struct.feasible(theta):
                 memo[key] = None
             else:
-                try:
-                    memo[key] = evaluate(data, struct, theta, reml, order=2)
+                try:  # keep=True: the optimum's evaluation is then reused, not recomputed
+                    memo[key] = evaluate(data, struct, theta, reml, order=2, keep=True)
                 except Infeasible:
                     memo[key] = None
         return memo[key]
@@ -269,7 +301,9 @@ def optimise(data: PatternData, struct, reml: bool, start: np.ndarray | None = N
         res = optimize.minimize(fun, theta0 / scale, jac=jac, hess=hess, method="trust-exact",
                                 options={"gtol": gtol, "maxiter": max_iter})
     theta = res.x * scale
-    ev = evaluate(data, struct, theta, reml, order=2, keep=True)
+    ev = at(res.x)
+    if ev is None:
+        ev = evaluate(data, struct, theta, reml, order=2, keep=True)
     # SAS's relative Hessian criterion g'H^-1 g / |f|; scipy's "bad approximation" stop at a
     # point this flat is rounding noise, not a failure.
     try:

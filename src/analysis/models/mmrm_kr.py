@@ -70,17 +70,23 @@ def kr_vcov(parts: InferenceParts, D: np.ndarray, D2: np.ndarray, cache: list,
     """
     W, phi, P = parts.W, parts.phi, parts.P
     p = len(parts.beta)
-    q_w, r_w = np.zeros((p, p)), np.zeros((p, p))
+    k = len(W)
+    q_w = np.zeros(p * p)
     for pat, ix, sinv, sx, M in cache:
+        mp = len(pat.visits)
         Dp = D[(slice(None),) + ix]
         E = np.matmul(sinv, Dp)                          # Sinv D_b
-        T = np.einsum("ab,aij,bjk->ik", W, Dp, E)         # sum W_ab D_a Sinv D_b
-        q_w += np.einsum("ij,ipjq->pq", T, M)
+        WD = np.tensordot(W, Dp, axes=([0], [0]))        # sum_a W_ab D_a
+        T = WD.transpose(1, 0, 2).reshape(mp, k * mp) @ E.reshape(k * mp, mp)
         if not linear:
-            T2 = np.einsum("ab,abij->ij", W, D2[(slice(None), slice(None)) + ix])
-            r_w += np.einsum("ij,ipjq->pq", T2, M)
-    ppp = np.einsum("ab,apq,qr,brs->ps", W, P, phi, P)
-    inner = q_w - ppp - 0.25 * r_w
+            T = T - 0.25 * np.tensordot(W, D2[(slice(None), slice(None)) + ix], axes=([0, 1], [0, 1]))
+        # sum_ij T_ij M[i, p, j, q]
+        q_w += T.ravel() @ M.transpose(0, 2, 1, 3).reshape(mp * mp, p * p)
+    q_w = q_w.reshape(p, p)
+    PP = np.matmul(P, phi)                               # P_a Phi
+    WP = np.tensordot(W, P, axes=([1], [0]))             # sum_b W_ab P_b
+    ppp = PP.transpose(1, 0, 2).reshape(p, k * p) @ WP.reshape(k * p, p)
+    inner = q_w - ppp
     adj = phi + 2.0 * phi @ inner @ phi
     return (adj + adj.T) / 2
 
