@@ -130,3 +130,17 @@ def test_recovery_true_slope_differences_lie_in_95pct_intervals():
     assert vc.loc[vc.term1.eq("(Intercept)") & vc.term2.isna(), "estimate"].item() == pytest.approx(1.2, rel=0.2)
     assert res.fit.sigma == pytest.approx(1.0, rel=0.1)
     assert "week:arm[deep_tissue_massage]" in set(res.fixed_effects["term"])
+
+
+def test_model_columns_and_categorical_arm_give_the_plain_path_numbers(clinic_log):
+    # fit_pain_model copies only the model's columns and makes the arm a Categorical; fitting the
+    # whole table with the arm as text (the plain path) must give the same numbers
+    from analysis.endpoints.pain import prepare_data
+    from analysis.models.lmm import fit_lmm
+
+    res = fit_pain_model(clinic_log, PainModelOptions(clinic_level=False))
+    df, _, _ = prepare_data(clinic_log, "pain_score", "arm", "week", "patient_id", "usual_care")
+    assert df["arm"].dtype == object
+    plain = fit_lmm(df, res.formula, "patient_id", "slope")
+    pd.testing.assert_frame_equal(res.fixed_effects, plain.fixed_effects)
+    assert isinstance(res.fit.design.data["arm"].dtype, pd.CategoricalDtype)

@@ -1,5 +1,7 @@
 """analysis.models.formulas: the formula safety check, readable term names, the mixed-model design."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,3 +96,36 @@ def test_design_problems_are_reported_not_raised_as_tracebacks():
         build_mixed_design(df[df.patient_id == 0], "pain_score ~ week", "patient_id")
     with pytest.raises(ConfigError, match="not in the data"):
         build_mixed_design(df, "pain_score ~ week", "clinic_id")
+
+
+@pytest.mark.parametrize("formula", [
+    "pain_score ~ week * C(arm, Treatment(reference='usual_care'))",
+    "pain_score ~ week * C(arm, Treatment(reference='usual_care')) + foot_posture_index + sex",
+    'pain_score ~ week * C(arm, Treatment(reference="orthotics")) + week:sex',
+    "pain_score ~ C(arm) + week + flag",
+    "pain_score ~ C(week) + arm",
+])
+@pytest.mark.parametrize("categorical", [False, True])
+def test_direct_design_equals_patsy_design(formula, categorical):
+    from analysis.models.formulas import fixed_design
+
+    d = pd.read_csv(Path(__file__).resolve().parents[1] / "reference" / "r_clinic_lmm.csv").dropna()
+    d["flag"] = d["week"] > 4
+    if categorical:
+        d["arm"] = pd.Categorical(d["arm"])
+    y1, X1, info1 = fixed_design(formula, d, direct=True)
+    y2, X2, info2 = fixed_design(formula, d, direct=False)
+    assert info1.column_names == info2.column_names
+    assert np.array_equal(y1, y2) and np.array_equal(X1, X2)  # the same numbers, bit for bit
+
+
+@pytest.mark.parametrize("formula", ["pain_score ~ log(week + 1) * arm", "pain_score ~ center(week) + arm",
+                                     "log(week + 1) ~ arm"])
+def test_formulas_outside_the_direct_class_go_to_patsy(formula):
+    from analysis.models.formulas import fixed_design
+
+    d = pd.read_csv(Path(__file__).resolve().parents[1] / "reference" / "r_clinic_lmm.csv").dropna()
+    with pytest.raises(ValueError, match="outside the directly built class"):
+        fixed_design(formula, d, direct=True)
+    _, X, _ = fixed_design(formula, d)
+    assert X.shape[0] == len(d) and np.isfinite(X).all()

@@ -101,3 +101,24 @@ def test_non_estimable_function_gives_nan_row():
     L_bad = reference_row(fit, {"arm": "a", "g": "y"})
     assert estimate(fit, L_bad, "a, y")[["estimate", "std_error", "df"]].isna().all(axis=None)
     assert np.isfinite(estimate(fit, reference_row(fit, {"arm": "b", "g": "y"}), "b, y")["estimate"]).all()
+
+
+def test_one_grid_gives_the_numbers_of_one_grid_per_term(cov_tables):
+    # arm_tables builds every reference row in one design build; each term must be the same
+    # number as its own grid built alone (the definition in the module docstring)
+    fit, tabs = cov_tables
+    for kind, key, L_of in [
+        ("mean", "means", lambda lv, w: reference_row(fit, {"arm": lv, "week": w})),
+        ("difference", "contrasts", lambda lv, w: reference_row(fit, {"arm": lv, "week": w})
+         - reference_row(fit, {"arm": "usual_care", "week": w})),
+    ]:
+        grid = tabs["grid"][tabs["grid"]["kind"] == kind]
+        table = tabs[key].set_index("term")
+        for g in grid.itertuples():
+            alone = estimate(fit, L_of(g.arm, g.week), g.term).iloc[0]
+            for col in ("estimate", "std_error", "df", "p_value", "conf_low", "conf_high"):
+                assert table.loc[g.term, col] == alone[col], (g.term, col)
+    slope = (reference_row(fit, {"arm": "orthotics", "week": 1.0})
+             - reference_row(fit, {"arm": "orthotics", "week": 0.0}))
+    alone = estimate(fit, slope, "s").iloc[0]
+    assert tabs["slopes"].set_index("term").loc["week slope: orthotics", "estimate"] == alone["estimate"]

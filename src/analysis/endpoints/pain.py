@@ -32,8 +32,10 @@ Reference: Fitzmaurice GM, Laird NM, Ware JH (2011) *Applied Longitudinal Analys
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from analysis.config import PainModelOptions
@@ -79,8 +81,13 @@ def default_formula(outcome: str, time: str, arm_col: str, control: str, covaria
 
 
 def prepare_data(data: pd.DataFrame, outcome: str, arm_col: str, time: str, group: str, control: str,
-                 covariates=(), clinic: str | None = None) -> tuple[pd.DataFrame, list[str], str | None]:
+                 covariates=(), clinic: str | None = None,
+                 columns=None) -> tuple[pd.DataFrame, list[str], str | None]:
     """Check columns, keep arms with data, derive a baseline covariate.
+
+    With ``columns`` (names a formula uses; None: every column is kept, arm as text) only the
+    model's columns are copied and the arm becomes a pandas Categorical of its text labels
+    (sorted, as patsy orders levels), which the design is built from without per-row work.
 
     Returns
     -------
@@ -91,11 +98,15 @@ def prepare_data(data: pd.DataFrame, outcome: str, arm_col: str, time: str, grou
     missing = [c for c in needed if c not in data.columns]
     if missing:
         return data, [], f"column(s) {missing} not in the data"
-    df = data.copy()
     notes: list[str] = []
-    df[arm_col] = df[arm_col].astype(object).where(df[arm_col].notna(), None)
-    df = df[df[arm_col].notna()]
-    df[arm_col] = df[arm_col].astype(str)
+    if columns is None:
+        df = data.copy()
+        df[arm_col] = df[arm_col].astype(object).where(df[arm_col].notna(), None)
+        df = df[df[arm_col].notna()]
+        df[arm_col] = df[arm_col].astype(str)
+    else:
+        wanted = set(needed) | set(covariates) | set(columns)
+        df = _with_categorical_arm(data[[c for c in data.columns if c in wanted]], arm_col)
     for name in covariates:
         if name not in df.columns and name in (f"baseline_{outcome}", "baseline_pain"):
             df = _add_baseline(df, outcome, time, group, name)
@@ -109,6 +120,23 @@ def prepare_data(data: pd.DataFrame, outcome: str, arm_col: str, time: str, grou
     if control not in set(recorded[arm_col]):
         return df, notes, f"control arm {control!r} has no recorded {outcome}"
     return df[df[arm_col].isin(set(recorded[arm_col]))], notes, None
+
+
+def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
+    """Rows with an arm, the arm as a Categorical of ``str(label)`` in sorted order (a copy)."""
+    codes, uniques = pd.factorize(df[arm_col])
+    labels = [str(u) for u in uniques]
+    if len(set(labels)) < len(labels):  # e.g. 1 and "1": let text decide, as the plain path does
+        out = df[codes >= 0].copy()
+        out[arm_col] = pd.Categorical(out[arm_col].astype(str))
+        return out
+    order = np.argsort(np.array(labels, dtype=object)) if labels else np.array([], int)
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels))
+    keep = codes >= 0
+    out = df[keep].copy()
+    out[arm_col] = pd.Categorical.from_codes(rank[codes[keep]], categories=[labels[i] for i in order])
+    return out
 
 
 def _add_baseline(df, outcome, time, group, name):
@@ -158,7 +186,8 @@ def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
     formula = options.formula or default_formula(outcome, time, arm_col, control, options.covariates)
     use_clinic = clinic if options.clinic_level else None
     df, notes, reason = prepare_data(data, outcome, arm_col, time, group, control,
-                                     options.covariates, use_clinic)
+                                     options.covariates, use_clinic,
+                                     columns=re.findall(r"\w+", formula))
     if reason is not None:
         health = not_estimable(reason)
         health.warnings.extend(notes)

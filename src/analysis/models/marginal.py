@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.models.formulas import check_formula
-from analysis.models.lmm import LmmFit, empty_tidy
+from analysis.models.lmm import TIDY_COLUMNS, LmmFit, empty_tidy
 
 
 def grid_variables(fit: LmmFit) -> tuple[dict, dict]:
@@ -67,29 +67,50 @@ def reference_row(fit: LmmFit, at: dict) -> np.ndarray:
     The row has every column of the formula, aliased (dropped) ones included; pass linear
     functions of such rows to :func:`estimate`.
     """
-    factors, means = grid_variables(fit)
-    free = {k: v for k, v in factors.items() if k not in at}
-    combos = list(itertools.product(*free.values())) or [()]
-    grid = pd.DataFrame(combos, columns=list(free))
-    for var, value in {**means, **at}.items():
-        grid[var] = [value] * len(grid)
+    return reference_rows(fit, [at])[0]
+
+
+def reference_rows(fit: LmmFit, ats: list[dict], variables: tuple | None = None) -> list[np.ndarray]:
+    """:func:`reference_row` for each of ``ats``, from one design build of all their grids.
+
+    Each grid's design rows are the same numbers as built alone (a design row depends on its own
+    grid point only), averaged in the same order.
+    """
+    if not ats:
+        return []
+    factors, means = variables or grid_variables(fit)
+    frames = []
+    for at in ats:
+        free = {k: v for k, v in factors.items() if k not in at}
+        combos = list(itertools.product(*free.values())) or [()]
+        grid = pd.DataFrame(combos, columns=list(free))
+        for var, value in {**means, **at}.items():
+            grid[var] = [value] * len(grid)
+        frames.append(grid)
+    grid = pd.concat(frames, ignore_index=True)
     for var in factors:
         # keep the fitted column's dtype so patsy sees the same kind of values
         grid[var] = grid[var].astype(fit.design.data[var].dtype)
-    return fit.design.rows(grid, full=True).mean(axis=0)
+    X = fit.design.rows(grid, full=True)
+    bounds = np.cumsum([0] + [len(g) for g in frames])
+    return [X[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)]
 
 
 def linear_function(fit: LmmFit, plus: list[dict], minus: list[dict] = ()) -> np.ndarray:
     """Sum of reference rows at ``plus`` minus those at ``minus``."""
-    L = sum(reference_row(fit, a) for a in plus)
-    for a in minus:
-        L = L - reference_row(fit, a)
+    rows = reference_rows(fit, list(plus) + list(minus))
+    L = sum(rows[: len(plus)])
+    for row in rows[len(plus):]:
+        L = L - row
     return L
 
 
 def arm_tables(fit: LmmFit, arm: str, control: str, time: str, weeks, alpha: float | None = None,
                at: dict | None = None) -> dict[str, pd.DataFrame]:
     """Marginal means by arm and week, contrasts vs control, slopes and slope differences.
+
+    All of them are linear functions of one set of reference rows, built in one pass
+    (:func:`reference_rows`).
 
     Parameters
     ----------
@@ -118,32 +139,40 @@ def arm_tables(fit: LmmFit, arm: str, control: str, time: str, weeks, alpha: flo
         return {**{k: empty_tidy() for k in keys},
                 "grid": pd.DataFrame(columns=["term", "kind", "arm", "week"])}
     at = dict(at or {})
-    factors, _ = grid_variables(fit)
+    variables = grid_variables(fit)
+    factors = variables[0]
     levels = [lv for lv in factors.get(arm, []) if lv != control]
     has_control = control in factors.get(arm, [])
+    arms = ([control] if has_control else []) + levels
+    points = [(lv, float(w)) for lv in arms for w in list(weeks) + [0.0, 1.0]]
+    points = list(dict.fromkeys(points))
+    rows = dict(zip(points, reference_rows(fit, [{**at, arm: lv, time: w} for lv, w in points],
+                                           variables)))
+
+    def slope(lv):  # as linear_function: (0 + row at 1) - row at 0
+        return sum([rows[(lv, 1.0)]]) - rows[(lv, 0.0)]
+
     tables = {k: [] for k in keys}
     grid = []
 
     def add(kind, key, term, L, lv, week):
-        tables[key].append(estimate(fit, L, term, alpha))
+        tables[key].append(estimate_row(fit, L, term, alpha))
         grid.append({"term": term, "kind": kind, "arm": lv, "week": week})
 
-    for lv in ([control] if has_control else []) + levels:
+    for lv in arms:
         for w in weeks:
-            add("mean", "means", f"{lv}, {time} {w:g}",
-                reference_row(fit, {**at, arm: lv, time: float(w)}), lv, float(w))
-    for lv in ([control] if has_control else []) + levels:
-        add("slope", "slopes", f"{time} slope: {lv}", _slope(fit, at, arm, lv, time), lv, np.nan)
+            add("mean", "means", f"{lv}, {time} {w:g}", rows[(lv, float(w))], lv, float(w))
+    for lv in arms:
+        add("slope", "slopes", f"{time} slope: {lv}", slope(lv), lv, np.nan)
     if has_control:
         for lv in levels:
             for w in weeks:
-                L = linear_function(fit, [{**at, arm: lv, time: float(w)}],
-                                    [{**at, arm: control, time: float(w)}])
+                L = sum([rows[(lv, float(w))]]) - rows[(control, float(w))]
                 add("difference", "contrasts", f"{lv} - {control}, {time} {w:g}", L, lv, float(w))
         for lv in levels:
-            L = _slope(fit, at, arm, lv, time) - _slope(fit, at, arm, control, time)
-            add("slope difference", "slope_differences", f"{time} slope: {lv} - {control}", L, lv, np.nan)
-    out = {k: (pd.concat(v, ignore_index=True) if v else empty_tidy()) for k, v in tables.items()}
+            add("slope difference", "slope_differences", f"{time} slope: {lv} - {control}",
+                slope(lv) - slope(control), lv, np.nan)
+    out = {k: (pd.DataFrame(v, columns=TIDY_COLUMNS) if v else empty_tidy()) for k, v in tables.items()}
     out["grid"] = pd.DataFrame(grid, columns=["term", "kind", "arm", "week"])
     return out
 
@@ -151,11 +180,12 @@ def arm_tables(fit: LmmFit, arm: str, control: str, time: str, weeks, alpha: flo
 def estimate(fit: LmmFit, L_full, term: str, alpha: float | None = None) -> pd.DataFrame:
     """One tidy row for a full-length linear function; all NaN when it is not estimable
     (it involves a column dropped as aliased, e.g. an arm without overpronated patients)."""
+    return pd.DataFrame([estimate_row(fit, L_full, term, alpha)], columns=TIDY_COLUMNS)
+
+
+def estimate_row(fit: LmmFit, L_full, term: str, alpha: float | None = None) -> dict:
+    """:func:`estimate` as a dict (tables of many rows are built once from these)."""
     design = fit.design
     if not fit.estimated or design is None or not design.estimable(L_full):
-        return pd.DataFrame([{**{c: np.nan for c in empty_tidy().columns}, "term": term}])
-    return fit.contrast(np.asarray(L_full, float)[design.keep_columns], term, alpha)
-
-
-def _slope(fit, at, arm, level, time) -> np.ndarray:
-    return linear_function(fit, [{**at, arm: level, time: 1.0}], [{**at, arm: level, time: 0.0}])
+        return {**{c: np.nan for c in TIDY_COLUMNS}, "term": term}
+    return fit.contrast_row(np.asarray(L_full, float)[design.keep_columns], term, alpha)

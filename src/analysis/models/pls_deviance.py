@@ -37,9 +37,10 @@ the penalised RSS :math:`r^2` are profiled out exactly as in
 - \sum_i Q_iG_{xx}^{-1}Q_i^\top` (:math:`\nu = n-p`; ML: :math:`\nu = n`, no last term), so
 :math:`\partial d/\partial\Lambda = 2S\Lambda`;
 likewise for :math:`\lambda_c` through :math:`1_k^\top V^{-1}W`. **Optimiser:** bounded L-BFGS-B
-on this gradient (in :math:`\theta` scaled by its start) from a method-of-moments start and from
-lme4's (:math:`\Lambda = I`, :math:`\lambda_c = 1`); probes off the bound where it stopped at a
-diagonal :math:`\theta = 0` (a saddle: the deviance is even there); Newton steps (Hessian by
+on this gradient (in :math:`\theta` scaled by its start) from a method-of-moments start, and from
+lme4's (:math:`\Lambda = I`, :math:`\lambda_c = 1`) only when the first did not reach a scaled
+gradient below 1e-8 (lme4 accepts 2e-3); probes off the bound where it stopped at a diagonal
+:math:`\theta = 0` (a saddle: the deviance is even there); Newton steps (Hessian by
 differences of the gradient). Derivative-free bounded searches (Nelder-Mead, Powell; lme4 uses
 BOBYQA) took 15-50 times more evaluations (docs/engine.md).
 
@@ -312,14 +313,20 @@ class PlsDeviance(ProfiledDeviance):
             pc = self._profile(theta, full=True)
         except (np.linalg.LinAlgError, ValueError):
             return np.inf, np.full(self.n_theta, np.nan)
-        n, p, q = self.n, self.p, self.q
-        nu = (n - p) if self.reml else n
+        nu = (self.n - self.p) if self.reml else self.n
+        return self._criterion(pc), self._gradient(theta, pc, nu / pc["r2"])
+
+    def _gradient(self, theta, pc, weight) -> np.ndarray:
+        """d/dtheta of log|V| (+ log|G_xx| for REML) + weight * r^2 (module docstring): the
+        profiled deviance for weight = nu / r^2, lmerTest's deviance in (theta, sigma) for
+        weight = 1 / sigma^2."""
+        p, q = self.p, self.q
         c = np.append(-pc["beta"], 1.0)
         F, zvz = self._full_rows(theta, pc)
         # one Gram matrix of the rows of F gives sum_i u_i u_i' and sum_i Q_i Gxx^-1 Q_i'
         Fm = F.reshape(q * (p + 1), -1)
         gram = (Fm @ Fm.T).reshape(q, p + 1, q, p + 1)
-        S = zvz.sum(axis=-1) - (nu / pc["r2"]) * np.einsum("j,ajbk,k->ab", c, gram, c)
+        S = zvz.sum(axis=-1) - weight * np.einsum("j,ajbk,k->ab", c, gram, c)
         if self.reml:
             Ginv = scipy.linalg.cho_solve(pc["cg"], np.eye(p))
             S = S - np.einsum("jk,ajbk->ab", Ginv, gram[:, :p, :, :p])
@@ -327,11 +334,27 @@ class PlsDeviance(ProfiledDeviance):
         if self.clinic is not None:
             lc = theta[-1]
             hh = pc["h"] / pc["d"]                                        # 1_k'V^-1 W, (p+1, k)
-            term = (pc["t"] / pc["d"]).sum() - (nu / pc["r2"]) * np.sum((c @ hh) ** 2)
+            term = (pc["t"] / pc["d"]).sum() - weight * np.sum((c @ hh) ** 2)
             if self.reml:
                 term -= np.vdot(hh[:p], scipy.linalg.cho_solve(pc["cg"], hh[:p]))
             grad.append(2.0 * lc * term)
-        return self._criterion(pc), np.array(grad)
+        return np.array(grad)
+
+    @_single_threaded
+    def vp_gradient(self, varpar, pieces: bool = False) -> tuple:
+        """Analytic gradient of :meth:`deviance_vp` in (theta, sigma), and Var(beta) there (and
+        with ``pieces`` the criterion's pieces at theta).
+
+        d/dsigma = -2 r^2 / sigma^3 + 2 nu / sigma (nu = n - p for REML, n for ML).
+        """
+        varpar = np.asarray(varpar, float)
+        theta, sigma = varpar[:-1], varpar[-1]
+        pc = self._profile(theta, full=True)
+        nu = (self.n - self.p) if self.reml else self.n
+        g = self._gradient(theta, pc, 1.0 / sigma ** 2)
+        g_sigma = -2.0 * pc["r2"] / sigma ** 3 + 2.0 * nu / sigma
+        vcov = sigma ** 2 * scipy.linalg.cho_solve(pc["cg"], np.eye(self.p))
+        return (np.append(g, g_sigma), vcov) + ((pc,) if pieces else ())
 
     def gradient(self, theta) -> np.ndarray:
         """Analytic gradient of the profiled deviance in theta."""
