@@ -223,7 +223,7 @@ def _merge(runs: list[dict | None]) -> dict | None:
 
 def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: float = 300.0,
                   use_r: bool = True, log_rows: int = 1_000_000, suite_patients: int = 20000,
-                  batch_runs: int = 4) -> list[dict]:
+                  batch_runs: int = 4, mmrm_nlme: str | None = "run") -> list[dict]:
     """Run every step, write ``out/bench.json`` and return its rows (see the module docstring).
 
     lme4 and pls run in alternating rounds (R, then pls, ``repeats`` times), so that both see
@@ -278,6 +278,10 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
             rows.append(_suite_step(work, suite_patients, cap))
         if batch_runs:
             rows += _batch_rows(batch_runs)
+        if mmrm_nlme:
+            from analysis.studies.bench_mmrm import mmrm_rows
+
+            rows += mmrm_rows(nlme=mmrm_nlme if have_r else "stored", repeat=repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not have_r:
@@ -334,12 +338,13 @@ def format_table(rows: list[dict]) -> str:
     def fmt(v, spec):
         return "—" if v is None else format(v, spec)
 
-    head = ("| model | patients | rows | engine | seconds (median) | runs | × lme4 "
+    head = ("| model | patients | rows | engine | seconds (median) | runs | × lme4 (MMRM: × reference) "
             "| max rel. diff to lme4 | REML crit. − lme4 | peak RSS MB |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
-        cells = [r["model"], fmt(r["n_patients"], ","), fmt(r["n_rows"], ","), r["engine"],
-                 fmt(r["seconds_median"], ".2f"), r["runs"], fmt(r["ratio_to_lme4"], ".2f"),
+        cells = [r["model"] + (f" ({r['data_set']})" if r.get("data_set") else ""), fmt(r["n_patients"], ","), fmt(r["n_rows"], ","), r["engine"],
+                 fmt(r["seconds_median"], ".3f"), r["runs"],
+                 fmt(r["ratio_to_lme4"] if r["ratio_to_lme4"] is not None else r.get("ratio"), ".2f"),
                  fmt(r["max_rel_diff_to_lme4"], ".1e"), fmt(r["reml_minus_lme4"], ".2g"),
                  fmt(r["peak_rss_mb"], ".0f")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -362,6 +367,9 @@ def main(argv=None) -> int:
                     help="patients of the whole-suite timing (0: skip)")
     ap.add_argument("--batch-runs", type=int, default=4,
                     help="runs of the batch-throughput timing with 1 and 2 workers (0: skip)")
+    ap.add_argument("--mmrm-nlme", choices=["run", "stored", "skip", "none"], default="run",
+                    help="MMRM rows: time nlme::gls on bcva_data in this run (~10 min), reuse its "
+                         "stored time, skip it, or no MMRM rows at all (none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -370,7 +378,8 @@ def main(argv=None) -> int:
         print(json.dumps(workers[spec["kind"]](spec)))
         return 0
     rows = run_benchmark(args.out, tuple(args.sizes), args.repeats, args.cap, not args.no_r,
-                         args.log_rows, args.suite_patients, args.batch_runs)
+                         args.log_rows, args.suite_patients, args.batch_runs,
+                         None if args.mmrm_nlme == "none" else args.mmrm_nlme)
     print(format_table(rows))
     print(f"\nwrote {args.out / 'bench.json'}; machine load makes these timings noisy")
     return 0
