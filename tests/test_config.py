@@ -29,7 +29,7 @@ def test_minimal_config_gets_documented_defaults():
         ({**MINIMAL, "control": "waiting_list"}, "control 'waiting_list' is not one of"),
         ({**MINIMAL, "columns": {"pain": "NPRS"}}, "unknown contract column(s) ['pain']"),
         ({**MINIMAL, "scales": {"pain_score": {"min": 10, "max": 0}}}, "min (10.0) must be below max"),
-        ({**MINIMAL, "time_unit": "months"}, "time_unit"),
+        ({**MINIMAL, "time_unit": "fortnights"}, "time_unit"),
         ({**MINIMAL, "disclosure_threshold": 0}, "disclosure_threshold"),
     ],
 )

@@ -168,7 +168,8 @@ def cases() -> list[Case]:
         out.append(Case(name, group, fault, "accepted", data, **kw))
 
     base = to_csv(HEADER, base_rows())
-    latin_row = with_cell(3, "clinic_id", "Zürich")
+    # P02's clinic (all three visits: one patient id belongs to one clinic) is "Zürich".
+    latin_row = base.replace("P02,C2,", "P02,Zürich,")
 
     # ------------------------------------------------------------------ encodings
     accepted("bom_undeclared", "encoding", "UTF-8 byte-order mark, no encoding declared",

@@ -10,7 +10,16 @@ of the file's columns), ``models`` (analysis options), ``outcomes`` (what each o
 (YAML in, errors named by key). The names below are the package's public face.
 """
 
-from analysis.config.data import CONTRACT_COLUMNS, DEFAULT_INTERVENTIONS, ReadOptions, ScaleRange
+from analysis.config.data import CONSTANT_COLUMNS, CONTRACT_COLUMNS, DEFAULT_INTERVENTIONS, ReadOptions, ScaleRange
+from analysis.config.mapping import (
+                                     UNIT_WORD,
+                                     WEEKS_PER_UNIT,
+                                     BaselineOptions,
+                                     ReshapeOptions,
+                                     ReshapePattern,
+                                     from_weeks,
+                                     to_weeks,
+)
 from analysis.config.loading import _format_errors, load_config, load_yaml, parse_config
 from analysis.config.models import (
                                     BenchmarkingOptions,
@@ -24,7 +33,8 @@ from analysis.config.models import (
 from analysis.config.outcomes import DEFAULT_OUTCOMES, Mcid, OutcomeMeta, outcome_meta
 from analysis.config.run import RunConfig
 
-__all__ = ["DEFAULT_OUTCOMES", "Mcid", "OutcomeMeta", "outcome_meta", "CONTRACT_COLUMNS", "DEFAULT_INTERVENTIONS", "BenchmarkingOptions", "EpisodesModelOptions",
+__all__ = ["UNIT_WORD", "WEEKS_PER_UNIT", "BaselineOptions", "ReshapeOptions", "ReshapePattern",
+           "from_weeks", "to_weeks", "DEFAULT_OUTCOMES", "Mcid", "OutcomeMeta", "outcome_meta", "CONSTANT_COLUMNS", "CONTRACT_COLUMNS", "DEFAULT_INTERVENTIONS", "BenchmarkingOptions", "EpisodesModelOptions",
            "ModelsConfig", "ModeratorOptions", "PainModelOptions", "ReadOptions", "ResponderOptions",
            "RunConfig", "ScaleRange", "StrengthModelOptions", "_format_errors", "load_config",
            "load_yaml", "parse_config"]

@@ -6,7 +6,7 @@ scale ranges (``scales:``).
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 
 from analysis.config.sections import _Section
 
@@ -23,8 +23,11 @@ DEFAULT_INTERVENTIONS = [
 #: Contract column names a ``columns:`` mapping may target.
 CONTRACT_COLUMNS = [
     "patient_id", "clinic_id", "visit_date", "time", "intervention", "pain_score", "episodes",
-    "exposure_days", "strength", "foot_posture_index", "age_band", "sex", "arm",
+    "exposure_days", "strength", "foot_posture_index", "age_band", "sex", "arm", "visit",
 ]
+
+#: Contract columns a ``constants:`` entry may fill (every row gets the same value).
+CONSTANT_COLUMNS = ("exposure_days", "clinic_id", "intervention", "arm", "time")
 
 
 class ReadOptions(_Section):
@@ -33,6 +36,21 @@ class ReadOptions(_Section):
     delimiter: str | None = None
     encoding: str | None = None
     sheet: str | int | None = None
+    missing: list[str] = Field(default_factory=list, max_length=50,
+                               description="cell texts meaning 'missing' (e.g. NA, ., -99); "
+                                           "default none: only an empty cell is missing")
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _tokens(cls, value):
+        if not isinstance(value, list):
+            return value
+        value = [str(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else t
+                 for t in value]
+        for token in value:
+            if isinstance(token, str) and not token.strip():
+                raise ValueError("an empty token is already missing; list only texts such as NA")
+        return [t.strip() if isinstance(t, str) else t for t in value]
 
 
 class ScaleRange(_Section):

@@ -69,7 +69,8 @@ Design = Literal["randomised", "observational"]
 def outcome_meta(cfg, column: str) -> OutcomeMeta:
     """The full metadata of ``column`` under run config ``cfg``: its ``outcomes:`` entry over the
     column's defaults, ``range`` from ``scales:`` when not given, strength's unit from
-    ``models.strength.unit``. A column with no entry and no defaults gets its own name as label,
+    ``models.strength.unit``; an entry keyed by the file column that ``columns:`` maps onto
+    ``column`` counts as ``column``'s. A column with no entry and no defaults gets its own name as label,
     continuous, direction unknown (``better`` None)."""
     merged: dict = {"label": column, "kind": "continuous"} | DEFAULT_OUTCOMES.get(column, {})
     if column == "strength":
@@ -77,6 +78,8 @@ def outcome_meta(cfg, column: str) -> OutcomeMeta:
     if column in cfg.scales:
         merged["range"] = cfg.scales[column]
     own = cfg.outcomes.get(column)
+    if own is None and column in cfg.columns:
+        own = cfg.outcomes.get(cfg.columns[column])  # keyed by the file's own column name
     if own is not None:
         merged |= own.model_dump(exclude_none=True)
     return OutcomeMeta.model_validate(merged)

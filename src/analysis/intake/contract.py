@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from analysis.config import CONTRACT_COLUMNS, RunConfig
+from analysis.config import CONTRACT_COLUMNS, RunConfig, outcome_meta, to_weeks
 from analysis.errors import ConfigError
 
-TEXT_COLUMNS = ("patient_id", "clinic_id", "intervention", "arm", "age_band", "sex")
+TEXT_COLUMNS = ("patient_id", "clinic_id", "intervention", "arm", "age_band", "sex", "visit")
 NUMBER_COLUMNS = ("time", "pain_score", "episodes", "exposure_days", "strength",
                   "foot_posture_index")
 #: Output column order of the validated table (only those present are kept).
@@ -94,14 +94,16 @@ def resolve_layout(labels: list[str], cfg: RunConfig, dropped: list[str]) -> tup
         if name not in present and name not in cfg.columns:
             rows.append((name, f"required column {name!r} is missing; if the file names it "
                                f"differently, map it with `columns: {{{name}: <file column>}}`"))
-    if "visit_date" not in present and "time" not in present and not (
-            {"visit_date", "time"} & set(cfg.columns)):
-        rows.append(("visit_date", "the log needs a `visit_date` or a numeric `time` column "
-                                   "(map yours with `columns:`)"))
+    labelled = "visit" in present and bool(cfg.visits)
+    if "visit_date" not in present and "time" not in present and not labelled and not (
+            {"visit_date", "time", "visit"} & set(cfg.columns)):
+        rows.append(("visit_date", "the log needs a `visit_date`, a numeric `time` or a `visit` "
+                                   "label column with `visits:` (map yours with `columns:`)"))
     if "episodes" in present and "exposure_days" not in set(present) | set(cfg.columns):
         rows.append(("exposure_days", "`exposure_days` is required when `episodes` is given "
                                       "(the days the episode count covers)"))
-    key = "time" if "time" in present else "visit_date" if "visit_date" in present else None
+    key = ("time" if "time" in present or labelled else
+           "visit_date" if "visit_date" in present else None)
     report = [{"line": 1, "column": present.get(c, cfg.columns.get(c, c)),
                "check": "missing_column", "value": "", "message": m} for c, m in rows]
     return Layout(present, key, arm), report
@@ -276,6 +278,10 @@ def build_schema(cfg: RunConfig, layout: Layout, today: pd.Timestamp | None = No
     scales = {"pain_score": (0.0, 10.0), "foot_posture_index": (-12.0, 12.0)}
     scales.update({k: (v.min, v.max) for k, v in cfg.scales.items()})
     for name in ("pain_score", "foot_posture_index"):
+        meta = outcome_meta(cfg, name).range  # outcomes: range, over scales:
+        if meta is not None:
+            scales[name] = (meta.min, meta.max)
+    for name in ("pain_score", "foot_posture_index"):
         if name in present:
             lo, hi = scales[name]
             cols[name] = pa.Column(float, nullable=True, checks=[
@@ -341,18 +347,30 @@ def first_line_of_group(typed: pd.DataFrame, lines: np.ndarray, key: str, pos: n
 
 
 def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd.DataFrame:
-    """The validated table: ``week`` and ``visit`` added, dates dropped, sorted by patient, week."""
+    """The validated table: ``week`` and ``visit`` added, dates dropped, sorted by patient, week.
+
+    ``week`` is the time in weeks (``time_unit`` converted; dates: days since the patient's first
+    visit / 7). ``visit`` is the visit number (1 = first), or with ``visits:`` the visit label as
+    an ordered categorical (order = nominal time). ``covariates:`` columns follow the contract's.
+    """
     frame = typed.copy()
     if layout.key == "time":
-        frame["week"] = frame["time"] / 7.0 if cfg.time_unit == "days" else frame["time"]
+        frame["week"] = frame["time"] / 7.0 if cfg.time_unit == "days" else to_weeks(
+            frame["time"], cfg.time_unit)
     else:
         day = frame["visit_date"].dt.normalize()
         first = day.groupby(frame["patient_id"], sort=False).transform("min")
         frame["week"] = (day - first).dt.days / 7.0
     frame["week"] = frame["week"].astype(float)
     frame = frame.sort_values(["patient_id", "week"], kind="stable").reset_index(drop=True)
-    frame["visit"] = frame.groupby("patient_id", sort=False).cumcount().astype(np.int64) + 1
+    if cfg.visits:
+        # The visit label as a factor ordered by nominal time (analyses of time as categorical).
+        order = sorted(cfg.visits, key=lambda label: (cfg.visits[label], label))
+        frame["visit"] = pd.Categorical(frame["visit"], categories=order, ordered=True)
+    else:
+        frame["visit"] = frame.groupby("patient_id", sort=False).cumcount().astype(np.int64) + 1
     keep = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    keep += [c for c in cfg.covariates if c in frame.columns and c not in keep]
     out = frame[keep].copy()
     for name in ("pain_score", "episodes", "exposure_days", "strength", "foot_posture_index"):
         if name in out:

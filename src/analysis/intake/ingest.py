@@ -25,9 +25,11 @@ import pandas as pd
 
 from analysis.config import ReadOptions
 from analysis.errors import ConfigError, InputError
+from analysis.intake.whitespace import WHITESPACE, looks_whitespace, to_csv_text
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
-_DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|",
+                      "whitespace": WHITESPACE, "space": WHITESPACE}
 _UTF8_BOM = codecs.BOM_UTF8
 CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -171,9 +173,9 @@ def _decode(data: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
 def _resolve_delimiter(declared: str | None, text: str) -> str:
     if declared is not None:
         delimiter = _DELIMITER_ALIASES.get(declared.lower(), declared)
-        if len(delimiter) != 1:
+        if len(delimiter) != 1 and delimiter != WHITESPACE:
             raise ConfigError(f"read.delimiter: {declared!r} must be one character "
-                              "(or tab, comma, semicolon, pipe)")
+                              "(or tab, comma, semicolon, pipe, whitespace)")
         return delimiter
     return sniff_delimiter(text)
 
@@ -183,7 +185,8 @@ def sniff_delimiter(text: str) -> str:
 
     The header decides because column names rarely contain delimiters while data cells can
     (decimal commas in a ``;`` file). A tie is broken by how many of the next lines have the
-    header's count; no candidate at all means a one-column file, read with ``,``.
+    header's count; no candidate at all means whitespace-separated fields when the header and
+    most lines split at whitespace into the same 2+ fields, else a one-column file, read with ``,``.
     """
     lines = text.lstrip("\r\n").splitlines()[:21]
     if not lines:
@@ -192,7 +195,7 @@ def sniff_delimiter(text: str) -> str:
     counts = {d: unquoted[0].count(d) for d in CANDIDATE_DELIMITERS}
     best = max(counts.values())
     if best == 0:
-        return ","
+        return WHITESPACE if looks_whitespace(lines) else ","
     tied = [d for d in CANDIDATE_DELIMITERS if counts[d] == best]
     if len(tied) == 1:
         return tied[0]
@@ -253,6 +256,14 @@ def _read_csv(path: Path, options: ReadOptions) -> RawLog:
     delimiter = _resolve_delimiter(options.delimiter, text)
     if not text.strip():
         return _empty(path, digest, "csv", delimiter, codec)
+    if delimiter == WHITESPACE:
+        raw = _read_csv_text(path, digest, to_csv_text(text), ",", codec)
+        raw.delimiter = WHITESPACE
+        return raw
+    return _read_csv_text(path, digest, text, delimiter, codec)
+
+
+def _read_csv_text(path: Path, digest: str, text: str, delimiter: str, codec: str) -> RawLog:
     old_limit = csv.field_size_limit()
     csv.field_size_limit(2**31 - 1)
     try:

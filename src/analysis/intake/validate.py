@@ -10,14 +10,14 @@ the one file a failed validation leaves: ``validation_report.csv``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from analysis.config import RunConfig
+from analysis.config import RunConfig, from_weeks
 from analysis.errors import IdentifierError, ValidationFailed
 from analysis.intake.anonymity import guard, k_anonymity
 from analysis.intake.contract import (
@@ -32,6 +32,18 @@ from analysis.intake.contract import (
     type_columns,
 )
 from analysis.intake.ingest import RawLog, read_log
+from analysis.intake.mapping import (
+    add_constants,
+    apply_missing,
+    apply_patient_key,
+    check_covariates,
+    check_missing_tokens,
+    check_visits_config,
+    patient_in_two_clinics,
+    type_covariates,
+    visit_times,
+)
+from analysis.intake.reshape import Origin, reshape_wide
 
 REPORT_COLUMNS = ["line", "column", "check", "value", "message"]
 REPORT_FILE = "validation_report.csv"
@@ -73,6 +85,13 @@ class ValidatedLog:
     disclosure_threshold: int = 11
     read_as: str = ""
     notes: list[str] = field(default_factory=list)
+    time_unit: str = "weeks"
+
+    def _time_range(self) -> str:
+        lo, hi = self.data["week"].min(), self.data["week"].max()
+        if self.time_unit == "weeks":
+            return f"weeks {lo:g} to {hi:g}"
+        return f"{self.time_unit} {from_weeks(lo, self.time_unit):g} to {from_weeks(hi, self.time_unit):g}"
 
     def summary(self) -> str:
         """What came in and what was kept, as terminal text."""
@@ -81,7 +100,7 @@ class ValidatedLog:
         out = [f"log: {self.path} ({self.read_as})", f"sha256: {self.sha256}",
                f"rows: {self.n_rows_read} read, {self.n_rows} valid; patients: {self.n_patients}; "
                f"visits per patient: median {per_patient.median():g} (min {per_patient.min()}, "
-               f"max {per_patient.max()}); weeks {d['week'].min():g} to {d['week'].max():g}"]
+               f"max {per_patient.max()}); {self._time_range()}"]
         clinics = sorted(d["clinic_id"].unique())
         shown = ", ".join(clinics[:12]) + (f", ... ({len(clinics) - 12} more)"
                                             if len(clinics) > 12 else "")
@@ -145,34 +164,58 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
     raw = read_log(path, cfg.read)
     if any(f["check"] == "empty_file" for f in raw.faults):
         raise ValidationFailed(_report(raw.faults), path=str(path))
+    origin = None
+    if cfg.reshape is not None:
+        raw, origin = reshape_wide(raw, cfg.reshape)
+    add_constants(raw, cfg)
     drop = set(cfg.drop)
     dropped = [lab for lab, head in zip(raw.labels, raw.header) if head in drop or lab in drop]
     kept = [lab for lab in raw.labels if lab not in dropped]
     layout, header_rows = resolve_layout(kept, cfg, dropped)
+    check_visits_config(cfg, layout.columns)
+    check_missing_tokens(cfg, set(layout.columns))
+    check_covariates(raw, cfg, kept)
     roles = {file: contract for contract, file in layout.columns.items()}
+    roles.update({name: "covariate" for name in cfg.covariates if name not in roles})
     guard(raw.cells[kept], raw.lines, roles, path=str(path))
+    notes = apply_missing(raw, cfg, kept)
 
     good = ~raw.bad_rows
-    rows = raw.cells.loc[good, list(layout.columns.values())].reset_index(drop=True)
-    rows.columns = list(layout.columns)
+    covariates = [c for c in cfg.covariates if c not in layout.columns]
+    rows = raw.cells.loc[good, list(layout.columns.values()) + covariates].reset_index(drop=True)
+    rows.columns = list(layout.columns) + covariates
     lines = raw.lines[good]
+    origin = origin.subset(good) if origin is not None else None
     typed, found = type_columns(rows, cfg, layout, raw.delimiter, date_format)
+    if cfg.visits and "visit" in layout.columns:
+        typed["time"], more = visit_times(typed["visit"], cfg, layout.columns["visit"])
+        found += more
+        layout = replace(layout, columns={**layout.columns, "time": layout.columns["visit"]},
+                         key="time")
+    extra, more = type_covariates(rows, cfg, raw.delimiter)
+    typed = typed.assign(**extra) if extra else typed
+    found += more
+    apply_patient_key(typed, cfg)
+    if cfg.patient_key == ["patient_id"]:
+        found += patient_in_two_clinics(typed, lines)
     found.append(_run_schema(typed, lines, cfg, layout, today, found))
     structural = [f for f in raw.faults
                   if not (f["check"] == "duplicate_header" and f["column"] in drop)]
-    report = _report(structural + header_rows, found, rows, lines, layout)
+    report = _report(structural + header_rows, found, rows, lines, layout, origin)
     if len(report):
         raise ValidationFailed(report, path=str(path))
 
     data = to_contract_table(typed, layout, cfg)
     notes = [f"note: drop: {name!r} is not a column of the file"
-             for name in cfg.drop if name not in raw.header and name not in raw.labels]
+             for name in cfg.drop if name not in raw.header and name not in raw.labels] + notes
     return ValidatedLog(
         data=data, path=path, sha256=raw.sha256, n_rows_read=len(raw.cells), n_rows=len(data),
-        n_patients=int(data["patient_id"].nunique()), columns_used=dict(layout.columns),
+        n_patients=int(data["patient_id"].nunique()),
+        columns_used=dict(layout.columns) | {c: c for c in covariates},
         dropped=dropped, ignored=[lab for lab in kept if lab not in roles],
         k_anonymity=k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold),
-        disclosure_threshold=cfg.disclosure_threshold, read_as=_read_as(raw), notes=notes)
+        disclosure_threshold=cfg.disclosure_threshold, read_as=_read_as(raw), notes=notes,
+        time_unit=cfg.time_unit)
 
 
 def _read_as(raw: RawLog) -> str:
@@ -205,6 +248,9 @@ def _run_schema(typed, lines, cfg, layout: Layout, today, found) -> pd.DataFrame
     # (nor "exposure missing": an exposure of -inf is not finite, not absent).
     if found:
         typed_fail = pd.concat(found)
+        # An unknown visit label leaves its time empty: that is the one failure, not two.
+        typed_fail = pd.concat([typed_fail, typed_fail[typed_fail["column"] == "visit"].assign(
+            column="time")])
         seen = pd.MultiIndex.from_frame(typed_fail[["pos", "column"]])
         again = pd.MultiIndex.from_frame(out[["pos", "column"]]).isin(seen)
         out = out[~(again & out["check"].isin(["missing", "exposure_missing"]))]
@@ -221,8 +267,9 @@ def _run_schema(typed, lines, cfg, layout: Layout, today, found) -> pd.DataFrame
 
 def _report(header_rows: list[dict], found: list[pd.DataFrame] | None = None,
             rows: pd.DataFrame | None = None, lines: np.ndarray | None = None,
-            layout: Layout | None = None) -> pd.DataFrame:
-    """Assemble the report: file line, file column, check, raw value, message."""
+            layout: Layout | None = None, origin: Origin | None = None) -> pd.DataFrame:
+    """Assemble the report: file line, file column, check, raw value, message (a reshaped
+    cell's column is the wide file's own column, from ``origin``)."""
     parts = [pd.DataFrame(header_rows, columns=REPORT_COLUMNS)]
     for frame in found or []:
         if frame.empty:
@@ -235,6 +282,12 @@ def _report(header_rows: list[dict], found: list[pd.DataFrame] | None = None,
             if contract in rows.columns:
                 part.loc[sel, "value"] = rows[contract].to_numpy()[pos[sel]]
         part["column"] = frame["column"].map(lambda c: layout.columns.get(c, c)).to_numpy()
+        if origin is not None:
+            for label in part["column"].unique():
+                sel = (part["column"] == label).to_numpy() & (pos >= 0)
+                found = origin.file_column(label, pos[sel])
+                if found is not None:
+                    part.loc[sel, "column"] = found
         part["check"] = frame["check"].to_numpy()
         part["message"] = frame["message"].to_numpy()
         parts.append(part[REPORT_COLUMNS])
