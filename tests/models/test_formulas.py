@@ -129,3 +129,15 @@ def test_formulas_outside_the_direct_class_go_to_patsy(formula):
         fixed_design(formula, d, direct=True)
     _, X, _ = fixed_design(formula, d)
     assert X.shape[0] == len(d) and np.isfinite(X).all()
+
+
+def test_a_pickled_design_rebuilds_its_design_info():
+    import pickle
+
+    d = pd.read_csv(Path(__file__).resolve().parents[1] / "reference" / "r_clinic_lmm.csv")
+    design = build_mixed_design(d, "pain_score ~ week * C(arm, Treatment(reference='usual_care'))",
+                                "patient_id", "slope")
+    back = pickle.loads(pickle.dumps(design))
+    grid = pd.DataFrame({"week": [0.0, 4.0], "arm": ["orthotics", "usual_care"]})
+    assert back.design_info.column_names == design.design_info.column_names
+    assert np.array_equal(back.rows(grid), design.rows(grid)) and np.array_equal(back.X, design.X)

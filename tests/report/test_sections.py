@@ -53,3 +53,30 @@ def test_log_without_control_arm_says_so(tmp_path):
     assert any("no usual_care (comparison) arm" in s for s in out.sentences)
     data = json.loads((ctx.run_dir / "results" / "data.json").read_text())
     assert data["control_present"] is False
+
+
+def test_claims_graded_on_saved_fits_equal_claims_refitted(tmp_path):
+    from analysis.report.sections import episodes as episodes_report
+    from analysis.report.sections import responders as responders_report
+    from analysis.report.sections import strength as strength_report
+
+    claims = ROOT / "config" / "claims" / "clinic_pages.yaml"
+    ctx = _run(tmp_path, f"claims: {claims}\n")
+    for section in (pain_report, episodes_report, strength_report, responders_report):
+        section.run(ctx)
+    assert set(ctx.saved_fits()) == {"pain", "episodes", "strength", "responders", "moderator"}
+    saved = claims_report.run(ctx).tables["verdicts"]
+    shutil.rmtree(ctx.run_dir / "private" / "fits")  # as 08 run alone: it fits them itself
+    assert ctx.saved_fits() == {}
+    refit = claims_report.run(ctx).tables["verdicts"]
+    pd.testing.assert_frame_equal(saved, refit)
+    assert saved["estimate"].notna().any()
+
+
+def test_saved_fits_of_another_config_are_not_used(tmp_path):
+    ctx = _run(tmp_path)
+    ctx.visits()  # prepares private/visits.parquet, which the fits are keyed on
+    ctx.save_fit("pain", "a result")
+    assert ctx.saved_fits() == {"pain": "a result"}
+    other = _run(tmp_path, "models:\n  alpha: 0.1\n")  # same run folder, other models
+    assert other.saved_fits() == {}

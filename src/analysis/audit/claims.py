@@ -349,8 +349,13 @@ def _fit(model: str, d: pd.DataFrame, control: str, m, week):
                                    alpha=m.alpha)
     if model == "strength":
         from analysis.endpoints.strength import fit_strength_model
-        return fit_strength_model(d, m.strength, control, alpha=m.alpha)
+        # the arguments notebook 05 fits with (report/sections/strength.py), so that a saved
+        # fit and a refit are the same model
+        return fit_strength_model(d, m.strength, control, alpha=m.alpha, horizon=max(m.pain.weeks),
+                                  random=m.pain.random, clinic_level=m.pain.clinic_level,
+                                  weeks=tuple(m.pain.weeks), engine=m.pain.engine,
+                                  optimizers=tuple(m.pain.optimizers))
     from analysis.endpoints.responders import responder_analysis
     r = m.responders
     return responder_analysis(d, control, week=week, min_points=r.min_points,
-                              min_percent=r.min_percent, alpha=m.alpha)
+                              min_percent=r.min_percent, window=r.window, alpha=m.alpha)

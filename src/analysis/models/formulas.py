@@ -179,6 +179,17 @@ class MixedDesign:
     notes: list[str] = field(default_factory=list)
 
     null_space: np.ndarray | None = None
+    formula: str | None = None
+
+    def __getstate__(self):
+        # patsy cannot pickle a DesignInfo (patsy issue 26): it is rebuilt from the formula
+        return {**self.__dict__, "design_info": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.design_info is None and self.formula is not None:
+            with np.errstate(all="ignore"):
+                self.design_info = fixed_design(self.formula, self.data)[2]
 
     def rows(self, newdata: pd.DataFrame, full: bool = False) -> np.ndarray:
         """Fixed-effect design rows for new data, e.g. a reference grid.
@@ -290,7 +301,7 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
                        clinic_of_patient=clinic_of_patient, clinic_labels=clinic_labels,
                        design_info=design_info, keep_columns=keep, data=df, group=group,
                        clinic=clinic, random=random, time=time, dropped=dropped, notes=notes,
-                       null_space=null_space)
+                       null_space=null_space, formula=fixed)
 
 
 def fixed_design(fixed: str, df: pd.DataFrame, direct: bool | None = None):

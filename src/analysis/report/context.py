@@ -13,6 +13,7 @@ Layout of ``reports/<run>/``::
     results/<section>.json   per-notebook result fragments
     logs/disclosure-*.json   what disclosure control suppressed
     private/visits.parquet   the validated per-visit table: stays in the run folder, never published
+    private/fits/*.pickle    fitted models 03-06 keep for 08 (RunContext.save_fit), never published
 
 Notebooks talk to each other only through these files, never through kernel state. Relative paths
 given to a notebook are resolved against the project root (the nearest folder upwards holding
@@ -22,7 +23,9 @@ run at the root, and from the runner.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +143,41 @@ class RunContext:
         visits["arm"] = pd.Categorical(visits["arm"], categories=arm_levels(visits["arm"].unique(),
                                                                           self.cfg.control))
         return visits
+
+    # -- fitted models shared between notebooks --------------------------------------------
+    def save_fit(self, name: str, result) -> None:
+        """Keep a fitted endpoint result for later notebooks: ``private/fits/<name>.pickle``.
+
+        Notebook 08 grades claims on the models 03-06 fitted instead of fitting them again. The
+        file holds patient-level arrays (residuals, design), so it stays in ``private/``; it is
+        the run's own file, read back only by the run's notebooks, and only while the config's
+        models, the control arm and the visit table are those it was fitted with (``_fit_key``).
+        """
+        path = self.run_dir / "private" / "fits" / f"{name}.pickle"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump({"key": self._fit_key(), "result": result}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+
+    def saved_fits(self) -> dict:
+        """The results :meth:`save_fit` kept for this config and visit table, by name (an absent
+        or stale one is left out: the notebook then fits it itself)."""
+        folder = self.run_dir / "private" / "fits"
+        if not folder.is_dir() or not self.visits_path.exists():
+            return {}
+        key, out = self._fit_key(), {}
+        for path in sorted(folder.glob("*.pickle")):
+            with open(path, "rb") as f:
+                saved = pickle.load(f)  # noqa: S301 — written by this run folder's own notebooks
+            if saved.get("key") == key:
+                out[path.stem] = saved["result"]
+        return out
+
+    def _fit_key(self) -> str:
+        st = self.visits_path.stat()
+        what = [self.cfg.control, self.cfg.models.model_dump(mode="json"), st.st_size, st.st_mtime_ns]
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
     # -- outputs -----------------------------------------------------------------------------
     def public_table(self, name: str, table: pd.DataFrame, count_column: str | None = "n_patients",

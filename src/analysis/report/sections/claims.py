@@ -21,7 +21,8 @@ def run(ctx: RunContext) -> Section:
         return Section(["No claims file is named in the run config (`claims:`), so no claim was audited."],
                        {}, {}, not_shown="no claims file in the run config")
     claims = load_claims(cfg.claims)
-    bundle = fit_claim_models(ctx.visits(), claims, cfg)
+    # the models 03-06 fitted and saved are graded as they are; only the others are fitted here
+    bundle = fit_claim_models(ctx.visits(), claims, cfg, fitted=ctx.saved_fits())
     audit = audit_claims(claims, bundle, cfg)
     # Counts behind a claim are arm sizes; claims on arms below the threshold are already not testable.
     ctx.public_table("claims", audit.drop(columns=["secondary", "notes"]), count_column=None)

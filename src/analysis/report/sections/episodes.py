@@ -24,6 +24,7 @@ def run(ctx: RunContext) -> Section:
         return not_analysed(ctx, "models.episodes", "the log has no episode counts with exposure days")
     result = fit_episode_models(visits, cfg.control, family=opts.family, primary=opts.primary,
                                 covariates=tuple(opts.covariates), alpha=cfg.models.alpha)
+    ctx.save_fit("episodes", result)  # the claims audit (08) grades on this fit
     counts = arm_counts(visits, "episodes")
     rates = public_model_table(ctx, "episode_rate_ratios", result.rate_ratios, counts)
     health = health_table(result.health)

@@ -26,6 +26,7 @@ def run(ctx: RunContext) -> Section:
     if not has_values(visits, opts.outcome):
         return not_analysed(ctx, "models.pain", f"the log has no {opts.outcome} values")
     result = fit_pain_model(visits, opts, control=cfg.control, alpha=cfg.models.alpha)
+    ctx.save_fit("pain", result)  # the claims audit (08) grades on this fit
     counts = arm_counts(visits, opts.outcome)
     health = health_table({"pain": result.health})
     ctx.public_table("pain_health", health, count_column=None)

@@ -25,6 +25,7 @@ def run(ctx: RunContext) -> Section:
     r_opts = cfg.models.responders
     resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=r_opts.min_points,
                               min_percent=r_opts.min_percent, window=r_opts.window, alpha=cfg.models.alpha)
+    ctx.save_fit("responders", resp)  # the claims audit (08) grades on these
     proportions = ctx.public_table("responder_proportions", resp.proportions, key_columns=["arm"])
     differences = ctx.public_table("responder_differences", resp.differences, key_columns=["arm"])
     tables = {"proportions": proportions, "differences": differences}
@@ -48,6 +49,7 @@ def run(ctx: RunContext) -> Section:
         threshold = cfg.models.moderator.overpronated_above
         mod = fit_moderator_model(visits, cfg.models.pain, control=cfg.control, threshold=threshold,
                                   alpha=cfg.models.alpha)
+        ctx.save_fit("moderator", mod)
         tables["moderator_health"] = health_table({"moderator": mod.health})
         if mod.health.estimated:
             sub = mod.n_patients.groupby("arm")["n_patients"].min()

@@ -28,6 +28,7 @@ def run(ctx: RunContext) -> Section:
                                 horizon=horizon, random=pain_opts.random, clinic_level=pain_opts.clinic_level,
                                 weeks=tuple(pain_opts.weeks), engine=pain_opts.engine,
                                 optimizers=tuple(pain_opts.optimizers))
+    ctx.save_fit("strength", result)  # the claims audit (08) grades on this fit
     health = health_table({"strength": result.health})
     ctx.public_table("strength_health", health, count_column=None)
     if not result.health.estimated:
