@@ -195,6 +195,7 @@ class RunContext:
         """Write figures/<name>.svg deterministically and return the figure for display."""
         path = self.run_dir / "figures" / f"{name}.svg"
         fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.svg_path = path  # rendered once: Section.figure displays this file
         plt.close(fig)  # kept for display through Section.figure, released from pyplot's registry
         return fig
 
@@ -281,6 +282,10 @@ class Section:
 
         from IPython.display import SVG
 
+        fig = self.figures[name]
+        path = getattr(fig, "svg_path", None)
+        if path is not None and Path(path).exists():  # written by RunContext.figure: not drawn again
+            return SVG(Path(path).read_bytes())
         buffer = io.BytesIO()
-        self.figures[name].savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
         return SVG(buffer.getvalue())

@@ -2,6 +2,10 @@
 
 Every function takes a tidy table and returns a matplotlib Figure; saving (deterministic SVG) is
 the run context's job. Plain titles and axis labels say what a clinic owner sees.
+
+A scatter layer of more than :data:`RASTER_POINTS` points is drawn as one image inside the SVG
+(matplotlib's ``rasterized=True``; axes, labels and lines stay vector): every point is still
+drawn, but 145,000 residuals as vector marks made a 42 MB SVG that took seconds to parse.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
+
+#: Scatter layers with more points than this are rasterised inside the SVG.
+RASTER_POINTS = 2000
 
 
 def _palette(levels) -> dict:
@@ -72,11 +79,12 @@ def residual_diagnostics(fitted: np.ndarray, residuals: np.ndarray, random_effec
     """
     n_re = max(len(random_effects.columns), 1)
     fig, axes = plt.subplots(1, 2 + n_re, figsize=(4 * (2 + n_re), 3.6))
-    axes[0].scatter(fitted, residuals, s=4, alpha=0.4)
+    raster = len(fitted) > RASTER_POINTS
+    axes[0].scatter(fitted, residuals, s=4, alpha=0.4, rasterized=raster)
     axes[0].axhline(0, color="grey", lw=1)
     axes[0].set(title="residuals vs fitted", xlabel="fitted", ylabel="residual")
     (osm, osr), (slope, intercept, _) = stats.probplot(residuals, dist="norm")
-    axes[1].scatter(osm, osr, s=4, alpha=0.4)
+    axes[1].scatter(osm, osr, s=4, alpha=0.4, rasterized=raster)
     axes[1].plot(osm, slope * np.asarray(osm) + intercept, color="#c0392b", lw=1)
     axes[1].set(title="normal QQ plot of residuals", xlabel="theoretical quantile", ylabel="residual")
     for ax, col in zip(axes[2:], random_effects.columns):
