@@ -86,7 +86,8 @@ def test_every_run_is_done_and_one_bad_run_does_not_stop_the_others(batch_run):
         assert (out / r["results"]).exists() and (out / "runs" / name / "notebooks" / "07_benchmarking.ipynb").exists()
     bad = runs["bad-label"]
     assert bad["status"] == "refused" and bad["exit_code"] == 2 and "validation failure" in bad["error"]
-    assert sorted(p.name for p in (out / "runs" / "bad-label").iterdir()) == ["validation_report.csv"]
+    assert sorted(p.name for p in (out / "runs" / "bad-label").iterdir()) == [".outcomes-run.json",
+                                                                         "validation_report.csv"]
     assert bad["manifest"] is None and bad["validation_report"] == "runs/bad-label/validation_report.csv"
     missing = runs["missing-data"]
     assert missing["status"] == "refused" and "nowhere.csv: file not found" in missing["error"]

@@ -83,6 +83,29 @@ def test_verify_passes_then_names_an_altered_input(demo_run, capsys):
         log.write_bytes(original)
 
 
+def test_verify_names_every_edited_page_on_a_copy_in_another_folder(demo_run, tmp_path, capsys):
+    run_dir, config = demo_run
+    manifest_text = (run_dir / "manifest.json").read_text()
+    assert str(run_dir.parent) not in manifest_text  # paths relative to the run folder
+    # A copy of the run and its inputs, elsewhere, as an auditor would receive it.
+    copy = tmp_path / "audit"
+    shutil.copytree(run_dir.parent / "in", copy / "in")
+    shutil.copytree(run_dir, copy / "run", symlinks=True)
+    assert main(["verify", "--no-rerun", str(copy / "run")]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    page = next(p for p in (copy / "run").rglob("*.html") if p.name != "index.html")
+    page.write_text(page.read_text().replace("</body>", "<p>supported</p></body>"))
+    table = copy / "run" / "tables" / "arms.csv"
+    table.write_text(table.read_text() + "\n")
+    (copy / "run" / "html" / "extra.html").write_text("<p>planted</p>")
+    assert main(["verify", str(copy / "run")]) == 1  # no rerun: the folder already fails
+    out = capsys.readouterr().out
+    rel = page.relative_to(copy / "run").as_posix()
+    assert f"output {rel}: changed" in out and "output tables/arms.csv: changed" in out
+    assert "output html/extra.html: not in the manifest" in out
+    assert "input changed" not in out and "rerun" not in out
+
+
 def test_unknown_config_key_stops_before_any_notebook(tmp_path, capsys):
     config = _config(tmp_path / "in", colums="{}")
     assert main(["run", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
@@ -96,7 +119,7 @@ def test_invalid_log_writes_only_the_validation_report(tmp_path):
     log.write_text(log.read_text().replace("orthotics", "reiki", 1))
     outcome = run_suite(config, out=tmp_path / "run", progress=False)
     assert outcome.exit_code == 2
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["validation_report.csv"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".outcomes-run.json", "validation_report.csv"]
 
 
 def test_failing_notebook_marks_the_run_failed(tmp_path):

@@ -77,7 +77,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from analysis.run.verify import verify_run
 
-    report = verify_run(args.run_dir)
+    report = verify_run(args.run_dir, rerun=not args.no_rerun)
     print(report.text())
     return 0 if report.ok else 1
 
@@ -115,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_batch)
 
-    p = sub.add_parser("verify", help="check a run's inputs against its manifest, rerun and diff results.json")
+    p = sub.add_parser("verify", help="check a run's inputs and every output against its manifest, "
+                                         "rerun and diff results.json")
     p.add_argument("run_dir")
+    p.add_argument("--no-rerun", action="store_true",
+                   help="check input and output hashes only (no rerun of the suite)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("demo", help="run the suite on the bundled example log")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -65,12 +66,22 @@ def git_state(root: Path | None = None) -> dict:
         return {"commit": None, "dirty": None}
 
 
+#: Files of a run folder that no output hash covers: the manifest itself and the folder marker.
+UNHASHED = ("manifest.json", ".outcomes-run.json")
+
+
 def output_hashes(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file the run wrote (every view, table, figure, notebook), by relative path."""
     return {
-        str(p.relative_to(run_dir)): sha256_of(p)
+        p.relative_to(run_dir).as_posix(): sha256_of(p)
         for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and not p.is_symlink() and p.relative_to(run_dir).as_posix() not in UNHASHED
     }
+
+
+def relative_to_run(path: str | Path, target: Path) -> str:
+    """``path`` relative to the run folder, so that a manifest carries to another machine."""
+    return Path(os.path.relpath(Path(path).resolve(), target.resolve())).as_posix()
 
 
 def disclosure_suppressions(run_dir: Path) -> list[dict]:
@@ -82,17 +93,28 @@ def disclosure_suppressions(run_dir: Path) -> list[dict]:
     return entries
 
 
-def build_manifest(*, run_dir: Path, cfg: RunConfig, config_path: Path, validated, status: str,
+def build_manifest(*, run_dir: Path, target: Path | None = None, cfg: RunConfig, config_path: Path, validated, status: str,
                    error: str | None, started: str, finished: str, warnings: list[str],
                    notebooks: list[str], seconds: float) -> dict:
-    """Assemble the manifest document (see docs/results-schema.md, section manifest)."""
+    """Assemble the manifest document (see docs/results-schema.md, section manifest).
+
+    ``run_dir`` is where the files are now (the staging folder), ``target`` where the run folder
+    will be; every input path is written relative to ``target``.
+    """
+    target = target or run_dir
     inputs = [{
-        "role": "log", "path": str(validated.path), "sha256": validated.sha256,
+        "role": "log", "path": relative_to_run(validated.path, target), "sha256": validated.sha256,
         "rows_read": int(validated.n_rows_read), "rows_used": int(validated.n_rows),
         "patients": int(validated.n_patients),
-    }, {"role": "config", "path": str(config_path), "sha256": sha256_of(config_path)}]
+    }, {"role": "config", "path": relative_to_run(config_path, target),
+                  "sha256": sha256_of(config_path)}]
     if cfg.claims is not None and Path(cfg.claims).exists():
-        inputs.append({"role": "claims", "path": str(cfg.claims), "sha256": sha256_of(Path(cfg.claims))})
+        inputs.append({"role": "claims", "path": relative_to_run(cfg.claims, target),
+                       "sha256": sha256_of(Path(cfg.claims))})
+    config = cfg.model_dump(mode="json")
+    config["data"] = relative_to_run(cfg.data, target)
+    if cfg.claims is not None:
+        config["claims"] = relative_to_run(cfg.claims, target)
     return {
         "manifest_version": MANIFEST_VERSION,
         "run_id": f"{cfg.name}-{started.replace(':', '').replace('-', '')}",
@@ -102,7 +124,7 @@ def build_manifest(*, run_dir: Path, cfg: RunConfig, config_path: Path, validate
         "finished_utc": finished,
         "seconds": round(seconds, 1),
         "inputs": inputs,
-        "config": cfg.model_dump(mode="json"),
+        "config": config,
         "seed": cfg.seed,
         "packages": package_versions(),
         "git": git_state(),
