@@ -25,6 +25,7 @@ import pandas as pd
 
 from analysis.config import ReadOptions
 from analysis.errors import ConfigError, InputError
+from analysis.intake import limits
 from analysis.intake.whitespace import WHITESPACE, looks_whitespace, to_csv_text
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
@@ -118,7 +119,9 @@ def read_log(path: str | Path, options: ReadOptions | None = None) -> RawLog:
     if not path.exists():
         raise InputError("file not found", path=str(path))
     if not path.is_file():
-        raise InputError("not a file", path=str(path))
+        raise InputError("not a regular file (a folder, pipe or device); give the log file",
+                         path=str(path))
+    limits.check_file_size(path)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         return _read_parquet(path)
@@ -328,7 +331,9 @@ def _cell_text(value) -> str:
 def _read_parquet(path: Path) -> RawLog:
     digest = sha256_file(path)
     try:
-        table = pd.read_parquet(path)
+        table = limits.read_parquet_bounded(path).to_pandas()
+    except InputError:
+        raise
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise InputError(f"cannot read Parquet file ({type(exc).__name__}: {exc})",
                          path=str(path)) from None
@@ -346,6 +351,7 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawLog:
     import openpyxl
 
     digest = sha256_file(path)
+    limits.check_xlsx_archive(path)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile/openpyxl raise many types for a damaged file
@@ -362,6 +368,8 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawLog:
         ws.reset_dimensions()  # some writers store a wrong size; read what is there
         rows, lines = [], []
         for number, values in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
+            if number > limits.MAX_ROWS + 1 or len(values) > limits.MAX_COLUMNS:
+                limits.check_shape(path, number - 1, len(values))
             texts = [_cell_text(v) for v in values]
             while texts and not texts[-1].strip():
                 texts.pop()

@@ -32,6 +32,7 @@ from analysis.intake.contract import (
     type_columns,
 )
 from analysis.intake.ingest import RawLog, read_log
+from analysis.intake.limits import overlong_cells
 from analysis.intake.mapping import (
     add_constants,
     apply_missing,
@@ -177,7 +178,11 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
     check_covariates(raw, cfg, kept)
     roles = {file: contract for contract, file in layout.columns.items()}
     roles.update({name: "covariate" for name in cfg.covariates if name not in roles})
-    guard(raw.cells[kept], raw.lines, roles, path=str(path))
+    too_long = overlong_cells(raw, kept)
+    if too_long:
+        raise ValidationFailed(_report(too_long), path=str(path))
+    positions = {lab: i + 1 for i, lab in enumerate(raw.labels)}
+    guard(raw.cells[kept], raw.lines, roles, path=str(path), positions=positions)
     notes = apply_missing(raw, cfg, kept)
 
     good = ~raw.bad_rows

@@ -44,6 +44,10 @@ from analysis.errors import ConfigError
 
 ALLOWED_FUNCTIONS = frozenset({"C", "log", "exp", "sqrt", "I", "Treatment", "center", "standardize"})
 ALLOWED_OPERATORS = frozenset({"+", "-", "*", "/", ":", "**", "~", "(", ")", ","})
+#: Largest exponent ``**`` may raise to: ``(a + b) ** 2`` is an interaction; ``x ** 99999`` a hang.
+MAX_POWER = 3
+#: Longest formula text accepted (characters).
+MAX_FORMULA_CHARS = 1000
 _IGNORED = {tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT,
             tokenize.ENCODING}
 
@@ -54,7 +58,7 @@ FORMULA_FUNCTIONS = {"C": patsy.builtins.C, "Treatment": patsy.builtins.Treatmen
                      "log": np.log, "exp": np.exp, "sqrt": np.sqrt}
 
 
-def check_formula(formula: str, allowed_columns) -> set[str]:
+def check_formula(formula: str, allowed_columns, forbidden_columns: dict[str, str] | None = None) -> set[str]:
     """Refuse a formula that holds anything but columns, numbers, formula operators and safe calls.
 
     Parameters
@@ -63,6 +67,9 @@ def check_formula(formula: str, allowed_columns) -> set[str]:
         A patsy formula, with or without a left-hand side (``"y ~ x"`` or ``"~ week"``).
     allowed_columns : iterable of str
         Column names the formula may use.
+    forbidden_columns : dict, optional
+        Column names the formula may never use, with the reason (e.g. a column that identifies
+        patients: a fixed effect per patient would print every id in the coefficient table).
 
     Returns
     -------
@@ -76,7 +83,10 @@ def check_formula(formula: str, allowed_columns) -> set[str]:
     """
     if not isinstance(formula, str) or not formula.strip():
         raise ConfigError(f"formula must be a non-empty string, got {formula!r}")
-    allowed = set(allowed_columns)
+    if len(formula) > MAX_FORMULA_CHARS:
+        raise ConfigError(f"formula of {len(formula):,} characters; at most {MAX_FORMULA_CHARS} are read")
+    forbidden = dict(forbidden_columns or {})
+    allowed = set(allowed_columns) - set(forbidden)
     try:
         tokens = [t for t in tokenize.generate_tokens(io.StringIO(formula.strip()).readline)
                   if t.type not in _IGNORED]
@@ -100,6 +110,8 @@ def check_formula(formula: str, allowed_columns) -> set[str]:
             elif opens_call:
                 if tok.string not in ALLOWED_FUNCTIONS:
                     refuse(tok, f"only the functions {sorted(ALLOWED_FUNCTIONS)} may be called")
+            elif tok.string in forbidden:
+                refuse(tok, forbidden[tok.string])
             elif tok.string in allowed and not keyword.iskeyword(tok.string):
                 used.add(tok.string)
             elif tok.string in ALLOWED_FUNCTIONS and tok.string == "Treatment":
@@ -108,6 +120,15 @@ def check_formula(formula: str, allowed_columns) -> set[str]:
                 refuse(tok, "not a column of the data" if not tok.string.startswith("__")
                        else "dunder names are never allowed")
         elif tok.type == tokenize.NUMBER:
+            if prev is not None and prev.string == "**":
+                try:
+                    power = ast.literal_eval(tok.string)
+                except (ValueError, SyntaxError):
+                    power = None
+                if not (isinstance(power, int) and 1 <= power <= MAX_POWER):
+                    refuse(tok, f"a power must be a whole number from 1 to {MAX_POWER}")
+            elif len(tok.string) > 12:
+                refuse(tok, "numbers in a formula have at most 12 characters")
             continue
         elif tok.type == tokenize.STRING:
             if not (prev is not None and prev.string == "=" and stack and stack[-1] == "Treatment"):
@@ -131,6 +152,8 @@ def check_formula(formula: str, allowed_columns) -> set[str]:
                     refuse(tok, "'=' is allowed only in reference=")
             elif tok.string not in ALLOWED_OPERATORS:
                 refuse(tok, "operator not allowed in a formula")
+            elif tok.string == "**" and (nxt is None or nxt.type != tokenize.NUMBER):
+                refuse(tok, f"a power must be a whole number from 1 to {MAX_POWER}")
         else:
             refuse(tok, "not allowed in a formula")
     if stack:
