@@ -6,6 +6,8 @@ scale ranges (``scales:``).
 
 from __future__ import annotations
 
+import codecs
+
 from pydantic import Field, field_validator, model_validator
 
 from analysis.config.sections import _Section
@@ -51,6 +53,20 @@ class ReadOptions(_Section):
             if isinstance(token, str) and not token.strip():
                 raise ValueError("an empty token is already missing; list only texts such as NA")
         return [t.strip() if isinstance(t, str) else t for t in value]
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str | None) -> str | None:
+        """An encoding Python's codec registry knows and marks as a text encoding (not rot13, zlib)."""
+        if value is None:
+            return value
+        try:
+            info = codecs.lookup(value)
+        except (LookupError, TypeError, ValueError):
+            raise ValueError(f"unknown encoding {value!r}; use e.g. utf-8, latin-1, cp1252, utf-16") from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise ValueError(f"{value!r} is not a text encoding; use e.g. utf-8, latin-1, cp1252, utf-16")
+        return value
 
 
 class ScaleRange(_Section):

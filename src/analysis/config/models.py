@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from analysis.config.sections import _Section
+from analysis.config.sections import MAX_WEEK, Week, _Section, refuse_identifying
+
+
+def _no_identifying_covariates(value: list[str]) -> list[str]:
+    for item in value:
+        refuse_identifying(item.strip(), "a covariate")
+    return value
 
 
 class PainModelOptions(_Section):
@@ -18,9 +24,16 @@ class PainModelOptions(_Section):
     covariates: list[str] = Field(default_factory=list, description="added to the default formula")
     random: Literal["intercept", "slope"] = "slope"
     clinic_level: bool = False
-    weeks: list[float] = Field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0])
+    weeks: list[Week] = Field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0], max_length=100)
     engine: Literal["auto", "pls", "statsmodels"] = "auto"
     optimizers: list[str] = Field(default_factory=lambda: ["lbfgs", "bfgs", "powell", "nm"])
+
+    @field_validator("outcome")
+    @classmethod
+    def _outcome(cls, value: str) -> str:
+        return refuse_identifying(value, "an outcome")
+
+    _covariates = field_validator("covariates")(_no_identifying_covariates)
 
 
 class EpisodesModelOptions(_Section):
@@ -30,27 +43,31 @@ class EpisodesModelOptions(_Section):
     primary: Literal["patient_level", "population_averaged"] = "patient_level"
     covariates: list[str] = Field(default_factory=list)
 
+    _covariates = field_validator("covariates")(_no_identifying_covariates)
+
 
 class StrengthModelOptions(_Section):
     covariates: list[str] = Field(default_factory=list)
     unit: str = "N"
 
+    _covariates = field_validator("covariates")(_no_identifying_covariates)
+
 
 class ResponderOptions(_Section):
-    week: float = 12.0
+    week: Week = 12.0
     min_points: float = Field(2.0, gt=0)
     min_percent: float = Field(30.0, gt=0, le=100)
-    window: float = Field(2.0, ge=0, description="weeks either side of `week` a follow-up may fall")
+    window: float = Field(2.0, ge=0, le=MAX_WEEK, description="weeks either side of `week` a follow-up may fall")
 
 
 class ModeratorOptions(_Section):
-    overpronated_above: float = 5.0
+    overpronated_above: float = Field(5.0, ge=-12, le=12, description="Foot Posture Index cut-off")
 
 
 class ModelsConfig(_Section):
     arm_column: str | None = Field(None, description="contract column holding each patient's arm")
     dose_response: bool = False
-    alpha: float = Field(0.05, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=1e-6, lt=0.5, description="two-sided level; 95% intervals at 0.05")
     pain: PainModelOptions = Field(default_factory=PainModelOptions)
     episodes: EpisodesModelOptions = Field(default_factory=EpisodesModelOptions)
     strength: StrengthModelOptions = Field(default_factory=StrengthModelOptions)
@@ -63,9 +80,9 @@ class BenchmarkingOptions(_Section):
 
     clinic_id: str = Field("", max_length=200,
                            description="the clinic to highlight as 'your clinic'; '' = none (network view)")
-    week: float | None = Field(None, gt=0, description="last week of the funnel's pain change; "
+    week: float | None = Field(None, gt=0, le=MAX_WEEK, description="last week of the funnel's pain change; "
                                                        "default the last of models.pain.weeks")
-    min_follow_up_week: float = Field(4.0, ge=0, description="earliest week a follow-up score may be from")
+    min_follow_up_week: float = Field(4.0, ge=0, le=MAX_WEEK, description="earliest week a follow-up score may be from")
     adjust_for_baseline: bool = Field(True, description="adjust for baseline pain as well as for arm")
     overdispersion: Literal["none", "multiplicative", "additive"] = Field(
         "additive", description="funnel limits: none, multiplicative phi or additive tau^2 (Spiegelhalter 2005)")

@@ -22,7 +22,7 @@ from analysis.config.mapping import (
 )
 from analysis.config.models import BenchmarkingOptions, ModelsConfig
 from analysis.config.outcomes import Design, OutcomeMeta
-from analysis.config.sections import _Section
+from analysis.config.sections import _Section, refuse_identifying
 
 
 class RunConfig(_Section):
@@ -86,6 +86,13 @@ class RunConfig(_Section):
             raise ValueError(
                 f"unknown contract column(s) {unknown}; the contract has {CONTRACT_COLUMNS}"
             )
+        return value
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes_are_not_identifiers(cls, value: dict) -> dict:
+        for column in value:
+            refuse_identifying(column, "an outcome")
         return value
 
     @model_validator(mode="after")

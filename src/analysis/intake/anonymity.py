@@ -8,12 +8,23 @@ There is no switch to let identifiers through: ``drop:`` removes a column before
 Content rules work on the distinct values of a column, so a million-row log costs one regex
 pass over its few distinct values per column. The heuristics (see docs/data-contract.md):
 
-* e-mail address anywhere in a cell; UK full postcode; US ZIP+4; US SSN (ddd-dd-dddd);
+* e-mail address anywhere in a cell, also written out (``jane (at) example dot org``,
+  ``jane[at]example[dot]org``); UK full postcode; US ZIP+4; US SSN (ddd-dd-dddd);
   NHS number (10 digits with a valid modulus-11 check digit); phone numbers (international
-  ``+`` form, UK national form, US ``(ddd) ddd-dddd``); a street address ("12 High Street");
-* date of birth: full dates in a column whose name says birth or age, or in age_band / sex;
-* free text (non-contract columns): several cells of four or more words;
-* person names (non-contract columns and patient_id): most cells look like "Firstname Lastname".
+  ``+`` and ``00`` forms, UK national form, US ``(ddd) ddd-dddd``, ``ddd-ddd-dddd`` and
+  ``ddd.ddd.dddd``); a street address ("12 High Street");
+* date of birth: full dates in a column whose name says birth or age, or in age_band / sex; in
+  ``patient_id`` any full date (``JD-1984-03-02``, ``JD19840302``: initials plus a date);
+* free text (non-contract columns), by content at any length from 8 characters: a cell of two or
+  more words whose letters outnumber its digits two to one is text-like, and a column with at
+  least three distinct text-like values (and a fifth of its distinct values) is free text;
+* person names (non-contract columns and patient_id): most cells look like "Firstname Lastname";
+* column headers: the e-mail, phone, NHS and SSN rules apply to each column's name too; such a
+  column is named by its position (``(column 4)``), never by its name.
+
+Every pattern is bounded (no unbounded repetition inside a repetition), and cells longer than
+``analysis.intake.validate.MAX_CELL_CHARS`` never reach them, so the guard's time is linear in the
+number of distinct cells.
 """
 
 from __future__ import annotations
@@ -60,6 +71,10 @@ _NOT_A_PERSON = {"clinic", "site", "practice", "hospital", "centre", "center", "
 _AGE_WORDS = {"age", "ageband", "agegroup", "yob", "born", "birth", "dob"}
 
 _EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+# Written-out addresses: "jane (at) example dot org", "jane[at]example[dot]org", "jane at x dot org".
+_AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+)"
+_DOT = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\.)"
+_EMAIL_SPELLED = rf"(?i)\b[a-z0-9._%+'-]{{1,64}}{_AT}[a-z0-9-]{{1,63}}(?:{_DOT}[a-z0-9-]{{1,63}}){{0,3}}{_DOT}[a-z]{{2,24}}\b"
 _POSTCODE_FULL = r"(?i)[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}"
 _POSTCODE_IN_TEXT = r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b"
 _ZIP4 = r"\d{5}-\d{4}"
@@ -67,12 +82,18 @@ _SSN = r"\d{3}-\d{2}-\d{4}"
 _NHS = r"\d{3}[ -]?\d{3}[ -]?\d{4}"
 _PHONE = (r"\+\d{1,3}[ .-]?(?:\(0\))?[ .-]?\(?\d{1,5}\)?(?:[ .-]?\d{2,5}){1,4}"  # international
           r"|\(?0\d{2,5}\)?[ -]\d{3,4}[ -]?\d{3,4}|0\d{10}"  # UK national
-          r"|\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4}")  # US
+          r"|00[1-9]\d{0,2}[ .-]?(?:\(0\))?[ .-]?\(?\d{1,5}\)?(?:[ .-]?\d{2,5}){1,4}"  # international, 00
+          r"|\(\d{3}\) ?\d{3}[-.]\d{4}|\d{3}[-.]\d{3}[-.]\d{4}")  # US
 _STREET = (r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][A-Za-z'-]+\s+){1,3}"
            r"(?:(?i:street|road|avenue|lane|drive|close|crescent|terrace|grove|gardens|boulevard"
            r"|square|mews|parade|strasse|straße)|St|Rd|Ave|Ln|Dr|Blvd)\b\.?")
 _FULL_DATE = (r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?"
               r"|\d{1,2}[./-]\d{1,2}[./-]\d{4}")
+# A date anywhere in a patient id: ISO or day-month-year with separators, or 8 digits
+# (yyyymmdd / ddmmyyyy) with a plausible month and day, beside letters (initials) or alone.
+_DATE_IN_ID = (r"(?:19|20)\d{2}[-./_]?(?:0[1-9]|1[0-2])[-./_]?(?:0[1-9]|[12]\d|3[01])"
+               r"|(?:0[1-9]|[12]\d|3[01])[-./_]?(?:0[1-9]|1[0-2])[-./_]?(?:19|20)\d{2}")
+_INITIALS_DATE = rf"(?i)(?:^|[^0-9])(?:{_DATE_IN_ID})(?:$|[^0-9])"
 _UP, _LOW = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
 _WORD = rf"[{_UP}][{_LOW}]*(?:[{_UP}][{_LOW}]+)?(?:['’-][{_UP}]?[{_LOW}]+)*"
 _PERSON = (rf"{_WORD}(?:\s+[{_UP}]\.?)?\s+(?:(?:van|von|de|der|da|di|le|la|du)\s+)?{_WORD}"
@@ -112,7 +133,8 @@ def _content_kinds(u: pd.Series) -> list[tuple[str, np.ndarray]]:
     """(kind, mask over distinct values) for each content rule that fires."""
     found = []
     stripped = u.str.strip()
-    found.append(("email", u.str.contains(_EMAIL, regex=True).to_numpy()))
+    found.append(("email", (u.str.contains(_EMAIL, regex=True)
+                            | u.str.contains(_EMAIL_SPELLED, regex=True)).to_numpy()))
     nhs_like = stripped.str.fullmatch(_NHS).to_numpy()
     nhs = np.zeros(len(u), dtype=bool)
     if nhs_like.any():
@@ -129,8 +151,15 @@ def _content_kinds(u: pd.Series) -> list[tuple[str, np.ndarray]]:
     return [(kind, mask) for kind, mask in found if mask.any()]
 
 
+def header_kind(name: str) -> str | None:
+    """The kind of identifier a column *name* holds as content (an e-mail as a header), or None."""
+    kinds = _content_kinds(pd.Series([str(name)], dtype=object))
+    kinds = [k for k, _ in kinds if k in ("email", "phone", "nhs_number", "ssn")]
+    return kinds[0] if kinds else None
+
+
 def find_identifiers(cells: pd.DataFrame, lines: np.ndarray,
-                     roles: dict[str, str | None]) -> list[dict]:
+                     roles: dict[str, str | None], positions: dict[str, int] | None = None) -> list[dict]:
     """Look for direct identifiers in every column of ``cells``.
 
     Parameters
@@ -141,6 +170,9 @@ def find_identifiers(cells: pd.DataFrame, lines: np.ndarray,
         File line of each row.
     roles : dict
         File column -> contract column it feeds, or None for an unused column.
+    positions : dict, optional
+        File column -> its position in the file (1 = first), to name a column whose header is
+        itself an identifier without showing it.
 
     Returns
     -------
@@ -149,7 +181,13 @@ def find_identifiers(cells: pd.DataFrame, lines: np.ndarray,
         ``lines`` (first file lines with such content, at most 5; line 1 = the header).
     """
     findings = []
-    for column in cells.columns:
+    for i, column in enumerate(cells.columns):
+        in_header = header_kind(column)
+        if in_header is not None:
+            where = (positions or {}).get(column, i + 1)
+            findings.append({"column": f"(column {where})", "kind": in_header, "basis": "column header",
+                             "lines": [1]})
+            continue
         role = roles.get(column)
         codes, u = distinct(cells[column])
         nonempty = (u.str.strip() != "").to_numpy()
@@ -183,22 +221,34 @@ def _row_pattern_kinds(column, role, u, nonempty, counts) -> list[tuple[str, np.
               or name_kind(column) == "date_of_birth")
     if ageish and counts[dates].sum() >= 0.5 * n_rows:
         found.append(("date_of_birth", dates))
+    if role == "patient_id":
+        dated = stripped.str.contains(_INITIALS_DATE, regex=True).to_numpy() & nonempty
+        if dated.any():
+            found.append(("date_of_birth", dated))
     if role is None:
         n_words = stripped.str.count(r"[^\W\d_]{2,}").to_numpy()
         long = (n_words >= 4) & (stripped.str.len().to_numpy() >= 20)
+        letters = stripped.str.count(r"[^\W\d_]").to_numpy()
+        digits = stripped.str.count(r"\d").to_numpy()
+        textlike = ((n_words >= 2) & (stripped.str.len().to_numpy() >= 8) & (letters >= 2 * digits)
+                    & nonempty)
+        n_distinct = int(nonempty.sum())
         if long.sum() >= 3 or (long.any() and long.sum() >= 0.5 * nonempty.sum()):
             found.append(("free_text", long))
     if role in (None, "patient_id"):
         person = stripped.str.fullmatch(_PERSON).to_numpy() & nonempty
         if counts[person].sum() > 0.5 * n_rows:
             found.append(("person_name", person))
+    if role is None and not found:  # short free text, once names and long text are ruled out
+        if textlike.sum() >= 3 and textlike.sum() >= 0.2 * n_distinct:
+            found.append(("free_text", textlike))
     return found
 
 
 def guard(cells: pd.DataFrame, lines: np.ndarray, roles: dict[str, str | None],
-          path: str | None = None) -> None:
+          path: str | None = None, positions: dict[str, int] | None = None) -> None:
     """Raise :class:`IdentifierError` if any column holds direct identifiers."""
-    findings = find_identifiers(cells, lines, roles)
+    findings = find_identifiers(cells, lines, roles, positions)
     if findings:
         raise IdentifierError(findings, path=path)
 

@@ -21,6 +21,9 @@ import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
+# Labels come from the user (intervention names, clinic ids, outcome labels): a "$" or "\\frac{"
+# in one must print as typed, never start mathtext (a parse error, or markup in a figure).
+matplotlib.rcParams["text.parse_math"] = False
 
 #: Scatter layers with more points than this are rasterised inside the SVG.
 RASTER_POINTS = 2000
@@ -138,8 +141,8 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
 
 
 def _text(value) -> str:
-    """Text for a matplotlib label: a ``$`` would start mathtext, so it is escaped."""
-    return str(value).replace("$", r"\$")
+    """Text for a matplotlib label (mathtext is off, see the top of this module: shown as typed)."""
+    return str(value)
 
 
 def caterpillar(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, title: str,

@@ -18,7 +18,6 @@ Order of work, so that a bad input never leaves a report that looks final:
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import time
@@ -31,9 +30,12 @@ from analysis.config import load_config
 from analysis.errors import ConfigError, IdentifierError, OutcomesError, ValidationFailed
 from analysis.report.context import project_root
 from analysis.results import merge_fragments, write_json
+from analysis.run.folder import check_target, commit, discard, new_staging
 from analysis.run.manifest import build_manifest, utc_now
 
 NOTEBOOK_DIR = "notebooks"
+#: Columns that identify a patient or the clinic they attend: never a model term or outcome.
+IDENTIFYING_COLUMNS = ("patient_id", "clinic_id")
 
 
 @dataclass
@@ -81,26 +83,56 @@ def check_model_formulas(cfg, columns) -> None:
     for section in ("pain", "episodes", "strength"):
         texts += [(f"models.{section}.covariates[{i}]", c)
                   for i, c in enumerate(getattr(m, section).covariates)]
+    forbidden = {c: f"{c} identifies patients or their clinic; it may not be a model term"
+                 for c in IDENTIFYING_COLUMNS}
     for key, text in texts:
         try:
-            check_formula(text, allowed)
+            check_formula(text, allowed, forbidden)
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from None
     # The outcome is looked up as a column (an absent one is "not analysed"), never evaluated;
     # it must still be a plain name, since the default formula puts it on the left-hand side.
     if not m.pain.outcome.isidentifier() or m.pain.outcome.startswith("__"):
         raise ConfigError(f"models.pain.outcome: {m.pain.outcome!r} is not a column name")
+    if m.pain.outcome in IDENTIFYING_COLUMNS:
+        raise ConfigError(f"models.pain.outcome: {m.pain.outcome} identifies patients or their "
+                          "clinic; it cannot be an outcome")
 
 
-def _prepare_run_dir(run_dir: Path) -> None:
-    """Empty a previous run folder; refuse to empty a folder that is not one of ours."""
-    if run_dir.exists() and any(run_dir.iterdir()):
-        ours = (run_dir / "manifest.json").exists() or (run_dir / "validation_report.csv").exists() \
-            or (run_dir / "private").exists()
-        if not ours:
-            raise OutcomesError(f"{run_dir}: exists and is not a run folder; choose another --out")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def check_enough_patients(cfg, validated) -> None:
+    """Refuse a log with fewer patients than ``disclosure_threshold``: every number would rest on them.
+
+    The run then publishes nothing but the refusal (``validation_report.csv``, one row); the
+    message says "fewer than k", never the exact small count.
+    """
+    import pandas as pd
+
+    if validated.n_patients >= cfg.disclosure_threshold:
+        return
+    k = cfg.disclosure_threshold
+    report = pd.DataFrame([{"line": 1, "column": "patient_id", "check": "below_disclosure_threshold",
+                            "value": "", "message": f"the log has fewer than disclosure_threshold ({k}) "
+                            "patients, so every number would rest on fewer; nothing is published"}])
+    raise ValidationFailed(report, path=str(validated.path))
+
+
+def check_weeks_within_data(cfg, data) -> None:
+    """Weeks the config asks about must lie within the data's follow-up (no extrapolation)."""
+    if "week" not in data or not data["week"].notna().any():
+        return
+    last = float(data["week"].max())
+    # Only weeks the user wrote are checked: the defaults adapt to short logs by themselves.
+    asked = []
+    if "weeks" in cfg.models.pain.model_fields_set:
+        asked += [(f"models.pain.weeks[{i}]", w) for i, w in enumerate(cfg.models.pain.weeks)]
+    if "week" in cfg.models.responders.model_fields_set:
+        asked.append(("models.responders.week", cfg.models.responders.week))
+    if cfg.benchmarking.week is not None:
+        asked.append(("benchmarking.week", cfg.benchmarking.week))
+    for key, week in asked:
+        if week > last + cfg.models.responders.window:
+            raise ConfigError(f"{key}: week {week:g} is after the last visit in the data (week "
+                              f"{last:.3g}); choose weeks within the follow-up")
 
 
 def _progress_bar(step: str) -> dict:
@@ -142,23 +174,37 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
     notebooks : list of Path, optional
         Notebook sources to run (default: all of ``notebooks/NN_*.py``).
     """
-    from analysis.intake.validate import validate_log, write_validation_failure
-    from analysis.report.html import render_dashboard, render_notebook_html
-
     started = utc_now()
     config_path = Path(config).resolve()
     cfg = load_config(config_path)
     root = project_root(Path(__file__).parent)
-    run_dir = Path(out).resolve() if out else root / "reports" / cfg.name
-    _prepare_run_dir(run_dir)
+    protected = {"the log": cfg.data, "the config": config_path, "the claims file": cfg.claims,
+                 "the project root": root}
+    target = check_target(Path(out) if out else root / "reports" / cfg.name, protected)
+    staging = new_staging(target)
+    try:
+        outcome = _run_into(staging, target, cfg, config_path, root, started, progress, notebooks)
+        commit(staging, target, protected)
+    finally:
+        discard(staging)  # a no-op after commit; an interrupted run leaves the old folder as it was
+    return outcome
+
+
+def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, started: str,
+              progress: bool, notebooks: list[Path] | None) -> RunOutcome:
+    """Validate, pre-flight and execute into the staging folder ``run_dir``."""
+    from analysis.intake.validate import validate_log, write_validation_failure
+    from analysis.report.html import render_dashboard, render_notebook_html
 
     try:
         validated = validate_log(cfg)
+        check_enough_patients(cfg, validated)
     except (ValidationFailed, IdentifierError) as exc:
         write_validation_failure(exc, run_dir)
         # The failures themselves (line, column, check), so `outcomes run` names them too.
-        return RunOutcome(run_dir, "refused", 2, f"{exc}\n{exc.summary()}".rstrip())
+        return RunOutcome(target, "refused", 2, f"{exc}\n{exc.summary()}".rstrip())
     check_model_formulas(cfg, validated.data.columns)
+    check_weeks_within_data(cfg, validated.data)
     if cfg.claims is not None:  # a bad claims file is refused now, not in notebook 08
         from analysis.audit.claims import load_claims
 
@@ -198,9 +244,9 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
         write_json(run_dir / "results.json", results)
     render_dashboard(run_dir, cfg, results, status=status, error=error, notebooks=executed)
     manifest = build_manifest(
-        run_dir=run_dir, cfg=cfg, config_path=config_path, validated=validated, status=status,
+        run_dir=run_dir, target=target, cfg=cfg, config_path=config_path, validated=validated, status=status,
         error=error, started=started, finished=utc_now(), warnings=captured,
         notebooks=executed, seconds=time.perf_counter() - t0,
     )
     write_json(run_dir / "manifest.json", manifest)
-    return RunOutcome(run_dir, status, 0 if not error else 1, error)
+    return RunOutcome(target, status, 0 if not error else 1, error)
