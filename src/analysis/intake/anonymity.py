@@ -222,7 +222,9 @@ def _row_pattern_kinds(column, role, u, nonempty, counts) -> list[tuple[str, np.
     if ageish and counts[dates].sum() >= 0.5 * n_rows:
         found.append(("date_of_birth", dates))
     if role == "patient_id":
-        dated = stripped.str.contains(_INITIALS_DATE, regex=True).to_numpy() & nonempty
+        # Only id-like cells (a whole row read into one field by a stray delimiter is not an id).
+        idlike = stripped.str.fullmatch(r"[A-Za-z0-9._/-]{6,40}").to_numpy()
+        dated = stripped.str.contains(_INITIALS_DATE, regex=True).to_numpy() & nonempty & idlike
         if dated.any():
             found.append(("date_of_birth", dated))
     if role is None:
