@@ -181,12 +181,12 @@ class RunContext:
 
     # -- outputs -----------------------------------------------------------------------------
     def public_table(self, name: str, table: pd.DataFrame, count_column: str | None = "n_patients",
-                     key_columns: list[str] | None = None) -> pd.DataFrame:
+                     key_columns: list[str] | None = None, shares: dict[str, str] | None = None) -> pd.DataFrame:
         """Suppress small cells (when the table has a patient count), write tables/<name>.csv."""
         if count_column is not None and count_column in table.columns:
             table = suppress_small_cells(table, self.cfg.disclosure_threshold, self.disclosure,
                                          table_name=name, count_column=count_column,
-                                         key_columns=key_columns)
+                                         key_columns=key_columns, shares=shares)
         write_csv(table, self.run_dir / "tables" / f"{name}.csv")
         self._flush_disclosure()
         return table

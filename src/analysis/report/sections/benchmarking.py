@@ -96,14 +96,17 @@ def run(ctx: RunContext, clinic_id: str = "") -> Section:
 
     small = sorted(c for c, n in sizes.items() if n < k)
     if small:
-        notes.append(f"{len(small)} clinic{'s' if len(small) != 1 else ''} with fewer than {k} patients "
-                     f"{'are' if len(small) != 1 else 'is'} not shown on {'their' if len(small) != 1 else 'its'} "
-                     "own (see the funnel plot's notes).")
+        # A count of clinics is a count of the people in them: below k it is not printed.
+        notes.append(f"{len(small) if len(small) >= k else 'Some'} clinics with fewer than {k} patients "
+                     "are not shown on their own (see the funnel plot's notes).")
     if results["clinic_effects"]["status"] != "estimated" and results["funnel"]["status"] != "estimated":
         return not_possible(ctx, f"{results['clinic_effects']['status']}; {results['funnel']['status']}")
     ctx.results("benchmarking", {
-        "status": "estimated", "n_clinics": len(sizes), "threshold": k,
-        "n_clinics_below_threshold": len(small),
+        "status": "estimated", "threshold": k,
+        # The clinics below the threshold rest on fewer than k patients: their count is withheld
+        # (None) as a count of patients would be; the network's number of clinics is not.
+        "n_clinics": len(sizes),
+        "n_clinics_below_threshold": len(small) if len(small) >= k or not small else None,
         "highlighted": {"requested": bool(wanted), "in_log": highlighted is not None,
                         "shown": highlighted is not None and sizes[highlighted] >= k,
                         "label": YOUR_CLINIC if highlighted is not None and sizes[highlighted] >= k else None},

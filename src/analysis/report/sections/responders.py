@@ -26,8 +26,16 @@ def run(ctx: RunContext) -> Section:
     resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=r_opts.min_points,
                               min_percent=r_opts.min_percent, window=r_opts.window, alpha=cfg.models.alpha)
     ctx.save_fit("responders", resp)  # the claims audit (08) grades on these
-    proportions = ctx.public_table("responder_proportions", resp.proportions, key_columns=["arm"])
-    differences = ctx.public_table("responder_differences", resp.differences, key_columns=["arm"])
+    shares = {"estimate": "n_assessable", "conf_low": "n_assessable", "conf_high": "n_assessable"}
+    proportions = ctx.public_table("responder_proportions", resp.proportions, key_columns=["arm"],
+                                   shares=shares)
+    # A difference plus a published share gives the other share: a withheld share withholds the
+    # differences it enters (the control's enters every difference).
+    withheld = set(proportions.loc[proportions["estimate"].isna(), "arm"].astype(str))
+    differences = resp.differences.copy()
+    hidden = differences["arm"].astype(str).isin(withheld) | (str(cfg.control) in withheld)
+    differences.loc[hidden, [c for c in differences.columns if c in [*shares, "std_error", "statistic", "p_value"]]] = float("nan")
+    differences = ctx.public_table("responder_differences", differences, key_columns=["arm"])
     tables = {"proportions": proportions, "differences": differences}
     figs = {"responders": ctx.figure("responder_proportions", figures.bars_by_arm(
         proportions, "estimate", "conf_low", "conf_high",
