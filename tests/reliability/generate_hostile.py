@@ -127,6 +127,19 @@ def _log_elsewhere(text: str):
     return make
 
 
+def _xlsx_with_formula(folder: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADER.split(","))
+    for row in base_rows():
+        cells = row.split(",")
+        sheet.append(cells[:4] + [int(cells[4])])
+    sheet["E3"] = "=E2-1"  # saved by openpyxl: a formula with no cached value
+    book.save(folder / "in" / "log.xlsx")
+
+
 def _symlink_out(folder: Path) -> None:
     (folder / "elsewhere").mkdir()
     os.symlink(folder / "elsewhere", folder / "out")
@@ -288,6 +301,11 @@ def cases() -> list[Case]:
              log=log_text(base_rows(2)), report_checks=["below_disclosure_threshold"]))
     add(Case("threshold_above_the_patients", "disclosure", "run", 2, ["disclosure_threshold (20)"],
              log=ok_log, config=_cfg("disclosure_threshold: 20"), report_checks=["below_disclosure_threshold"]))
+
+    # --- silent loss --------------------------------------------------------------------
+    add(Case("xlsx_formula_without_saved_value", "loss", "validate", 2,
+             ["line 3", "'pain_score'", "formula_without_value"], config="name: t\ndata: log.xlsx\n",
+             setup=_xlsx_with_formula, report_checks=["formula_without_value"]))
 
     # --- valid look-alikes: accepted ------------------------------------------------------
     for label, text in (("categorical_side_column", with_extra_column("side", ["Left knee", "Right knee"])),

@@ -75,7 +75,7 @@ def corpus(tmp_path_factory):
 def test_the_corpus_has_at_least_80_cases_in_every_class():
     groups = {c.group for c in CASES}
     assert len(CASES) >= 80 and len({c.name for c in CASES}) == len(CASES)
-    assert groups == {"folder", "bounded", "config", "identifier", "disclosure", "accepted"}
+    assert groups == {"folder", "bounded", "config", "identifier", "disclosure", "loss", "accepted"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -26,6 +26,7 @@ import pandas as pd
 from analysis.config import ReadOptions
 from analysis.errors import ConfigError, InputError
 from analysis.intake import limits
+from analysis.intake.xlsx_formulas import formulas_without_values
 from analysis.intake.whitespace import WHITESPACE, looks_whitespace, to_csv_text
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
@@ -387,8 +388,10 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> RawLog:
                          columns=range(width), dtype=object).iloc[:, : len(header)]
     if cells.empty:
         cells = pd.DataFrame(columns=range(len(header)), dtype=object)
-    return _finish(path, digest, "xlsx", header, cells, np.array(lines[1:], dtype=np.int64),
-                   counts, None, None)
+    raw = _finish(path, digest, "xlsx", header, cells, np.array(lines[1:], dtype=np.int64),
+                  counts, None, None)
+    raw.faults += formulas_without_values(path, sheet, dict(zip(lines, rows)), raw.labels)
+    return raw
 
 
 # ----------------------------------------------------------------------- structure
