@@ -282,11 +282,22 @@ def test_bench_worker_and_comparison_with_lme4_names():
 
 @pytest.mark.slow
 def test_bench_command_writes_rows(tmp_path):
-    assert bench.main(["--out", str(tmp_path), "--sizes", "60", "--repeats", "1", "--no-r",
-                       "--log-rows", "2000"]) == 0
+    assert bench.main(["--out", str(tmp_path), "--sizes", "60", "--repeats", "2", "--no-r",
+                       "--log-rows", "2000", "--suite-patients", "0", "--batch-runs", "0",
+                       "--mmrm-nlme", "none"]) == 0
     rows = json.loads((tmp_path / "bench.json").read_text())
-    assert {r["engine"] for r in rows} == {"pls", "statsmodels", "analysis.intake.validate"}
+    fits = [r for r in rows if r["model"] in ("slope", "slope+clinic")]
+    assert {(r["engine"], r["call"]) for r in fits} >= {("pls", "bare"), ("pls", "suite")}
     for r in rows:
-        assert {"model", "n_patients", "engine", "seconds_median", "ratio_to_lme4",
-                "max_rel_diff_to_lme4"} <= set(r)
-        assert r["seconds_median"] > 0 and r["ratio_to_lme4"] is None
+        assert {"engine", "call", "threads", "model", "n_patients", "seconds_median", "ratio_to_lme4",
+                "ratio_to_mixedlm_rs", "reml_minus_best", "peak_rss_mb"} <= set(r)
+        assert r["ratio_to_lme4"] is None  # no R
+    for r in fits:
+        if r["seconds_median"] is not None:  # every engine that ran reached the same optimum
+            assert r["runs"] == 2 and r["reml_minus_best"] < 1e-4
+    assert [r["model"] for r in rows if r["engine"] == "suite"] == ["validate"]
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\nb\n")
+    assert bench.main(["--out", str(tmp_path), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| slope | 60 | pls (bare) | default |" in text and text.endswith("b\n")

@@ -223,12 +223,20 @@ def _merge(runs: list[dict | None]) -> dict | None:
 
 def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: float = 300.0,
                   use_r: bool = True, log_rows: int = 1_000_000, suite_patients: int = 20000,
-                  batch_runs: int = 4, mmrm_nlme: str | None = "run") -> list[dict]:
+                  batch_runs: int = 4, mmrm_nlme: str | None = "run", peers: bool = True,
+                  statsmodels_max: int = 1000) -> list[dict]:
     """Run every step, write ``out/bench.json`` and return its rows (see the module docstring).
 
-    lme4 and pls run in alternating rounds (R, then pls, ``repeats`` times), so that both see
-    the same load on a shared machine; statsmodels runs after them.
+    With ``peers`` (the default) the fits are :func:`analysis.studies.bench_peers.peer_rows`: every
+    engine in its own process, rotated rounds (statsmodels only up to ``statsmodels_max``
+    patients). Without, the earlier rows: lme4 and pls in alternating rounds (R, then pls,
+    ``repeats`` times), statsmodels after them.
     """
+    if peers:
+        from analysis.studies.bench_peers import run_peer_benchmark
+
+        return run_peer_benchmark(out, sizes, repeats, cap, use_r, log_rows, suite_patients,
+                                  batch_runs, mmrm_nlme, statsmodels_max)
     out.mkdir(parents=True, exist_ok=True)
     have_r = use_r and shutil.which("Rscript") is not None
     rows: list[dict] = []
@@ -370,6 +378,12 @@ def main(argv=None) -> int:
     ap.add_argument("--mmrm-nlme", choices=["run", "stored", "skip", "none"], default="run",
                     help="MMRM rows: time nlme::gls on bcva_data in this run (~10 min), reuse its "
                          "stored time, skip it, or no MMRM rows at all (none)")
+    ap.add_argument("--old-fits", action="store_true",
+                    help="the earlier fit rows (pls, lme4, statsmodels in alternating rounds)")
+    ap.add_argument("--statsmodels-max", type=int, default=1000,
+                    help="largest size statsmodels is timed at (one 2,000-patient fit takes ~40 s)")
+    ap.add_argument("--readme", type=Path, help="regenerate this README's performance table from "
+                    "<out>/bench.json and stop (nothing is timed)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -377,10 +391,21 @@ def main(argv=None) -> int:
         workers = {"fit": _fit_worker, "validate": _validate_worker, "suite": _suite_worker}
         print(json.dumps(workers[spec["kind"]](spec)))
         return 0
+    if args.readme:
+        from analysis.studies.bench_peers import update_readme
+
+        update_readme(args.readme, json.loads((args.out / "bench.json").read_text()))
+        return 0
     rows = run_benchmark(args.out, tuple(args.sizes), args.repeats, args.cap, not args.no_r,
                          args.log_rows, args.suite_patients, args.batch_runs,
-                         None if args.mmrm_nlme == "none" else args.mmrm_nlme)
-    print(format_table(rows))
+                         None if args.mmrm_nlme == "none" else args.mmrm_nlme,
+                         peers=not args.old_fits, statsmodels_max=args.statsmodels_max)
+    if args.old_fits:
+        print(format_table(rows))
+    else:
+        from analysis.studies.bench_peers import readme_table
+
+        print(readme_table(rows))
     print(f"\nwrote {args.out / 'bench.json'}; machine load makes these timings noisy")
     return 0
 
