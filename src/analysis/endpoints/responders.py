@@ -16,9 +16,13 @@ criterion applies (so such a patient, who cannot improve, is an assessable non-r
 comparisons are inclusive and allow 1e-9 points of floating-point slack, so that e.g. 8.2 -> 6.2
 counts as exactly 2 points.
 
-* **Baseline** — the pain score of the visit at week 0; when several visits fall on week 0, the
-  earliest (smallest ``visit``) with a recorded score.
-* **Follow-up** — among the patient's visits after week 0 with a recorded score and
+* **Baseline** — the score of the patient's first visit time (week 0 for dated visits; with
+  ``baseline: first_visit`` whatever its time); when several visits fall on it, the earliest
+  (smallest ``visit``) with a recorded score. With ``baseline: {column: NAME}`` the file's
+  baseline column, and every visit is then a follow-up candidate.
+* **Direction** — with ``better: higher`` (``outcomes:``) :math:`d_i = y_{iw} - y_{i0}`: a
+  responder's score rose by the thresholds.
+* **Follow-up** — among the patient's visits after the baseline time with a recorded score and
   :math:`|t - w| \\le` ``window`` weeks, the one closest to :math:`w`; equally close visits are
   resolved to the later one (the last observation), and visits in the same week to the higher
   visit number.
@@ -182,7 +186,8 @@ def _check_data(data: pd.DataFrame) -> None:
 
 
 def classify_patients(data: pd.DataFrame, week: float = 12.0, min_points: float = 2.0,
-                      min_percent: float = 30.0, window: float = 2.0) -> pd.DataFrame:
+                      min_percent: float = 30.0, window: float = 2.0, better: str = "lower",
+                      baseline: pd.Series | None = None) -> pd.DataFrame:
     """Baseline, follow-up and responder status of every patient (no checks; see module doc).
 
     Parameters
@@ -190,6 +195,8 @@ def classify_patients(data: pd.DataFrame, week: float = 12.0, min_points: float 
     data : DataFrame
         Visit table with ``patient_id, week, visit, pain_score, arm`` (already checked).
     week, min_points, min_percent, window : float
+        As in :func:`responder_analysis`.
+    better, baseline
         As in :func:`responder_analysis`.
 
     Returns
@@ -204,13 +211,19 @@ def classify_patients(data: pd.DataFrame, week: float = 12.0, min_points: float 
     patients["arm"] = patients["arm"].astype(str)
     scored = rows[rows["pain_score"].notna()]
 
-    at_baseline = scored[scored["week"].abs() <= TOLERANCE].sort_values(["patient_id", "visit"],
-                                                                         kind="stable")
-    baseline = at_baseline.drop_duplicates("patient_id").set_index("patient_id")["pain_score"]
+    # Baseline: the score at the patient's first visit time (week 0 when visits are dated), or a
+    # baseline column of the file; follow-up: a later visit (any visit, for a baseline column).
+    first_week = rows.groupby("patient_id", sort=False)["week"].transform("min")
+    after = scored["week"] > first_week[scored.index] + TOLERANCE
+    if baseline is None:
+        at_first = (scored["week"] - first_week[scored.index]).abs() <= TOLERANCE
+        at_baseline = scored[at_first].sort_values(["patient_id", "visit"], kind="stable")
+        baseline = at_baseline.drop_duplicates("patient_id").set_index("patient_id")["pain_score"]
+    else:
+        after = pd.Series(True, index=scored.index)
 
     distance = (scored["week"] - week).abs()
-    in_window = scored[(scored["week"] > TOLERANCE) & (distance <= window + TOLERANCE)].assign(
-        _distance=distance)
+    in_window = scored[after & (distance <= window + TOLERANCE)].assign(_distance=distance)
     # Closest to the target week first; among equally close, the later visit (last observed).
     in_window = in_window.sort_values(["patient_id", "_distance", "week", "visit"],
                                       ascending=[True, True, False, False], kind="stable")
@@ -220,7 +233,9 @@ def classify_patients(data: pd.DataFrame, week: float = 12.0, min_points: float 
     out["baseline"] = baseline.reindex(out.index).astype(float)
     out["followup_week"] = followup["week"].reindex(out.index).astype(float)
     out["followup"] = followup["pain_score"].reindex(out.index).astype(float)
-    out["reduction"] = out["baseline"] - out["followup"]
+    # "reduction": the change in the better direction (a fall when lower is better).
+    sign = 1.0 if better == "lower" else -1.0
+    out["reduction"] = sign * (out["baseline"] - out["followup"])
     positive = out["baseline"] > 0
     out["percent_reduction"] = 100 * out["reduction"] / out["baseline"].where(positive)
 
@@ -298,7 +313,8 @@ def _difference_row(arm: str, control: str, a: pd.Series, c: pd.Series, alpha: f
 
 def responder_analysis(data: pd.DataFrame, control: str, week: float = 12.0,
                        min_points: float = 2.0, min_percent: float = 30.0, window: float = 2.0,
-                       alpha: float = 0.05) -> ResponderResult:
+                       alpha: float = 0.05, better: str = "lower",
+                       baseline: pd.Series | None = None) -> ResponderResult:
     """Responder proportions per arm (Wilson) and risk differences vs control (Newcombe).
 
     Parameters
@@ -322,6 +338,13 @@ def responder_analysis(data: pd.DataFrame, control: str, week: float = 12.0,
         for.
     alpha : float
         1 - confidence level of the intervals (``models.alpha``).
+    better : {"lower", "higher"}
+        Direction of improvement (``outcomes:`` metadata): with ``"higher"`` a responder's score
+        *rose* by the thresholds.
+    baseline : Series, optional
+        Baseline score per patient (index ``patient_id``), e.g. from a baseline column of the file
+        (``baseline: {column: ...}``); then every visit is a follow-up candidate. Default: the
+        score at the patient's first visit time.
 
     Returns
     -------
@@ -338,7 +361,7 @@ def responder_analysis(data: pd.DataFrame, control: str, week: float = 12.0,
     _check_settings(control, week, min_points, min_percent, window, alpha)
     _check_data(data)
     patients = classify_patients(data, week=week, min_points=min_points, min_percent=min_percent,
-                                 window=window)
+                                 window=window, better=better, baseline=baseline)
     levels = arm_levels(patients["arm"], control)  # arms with patients, control first
     proportions = _proportions(patients, levels, alpha)
 
@@ -357,5 +380,9 @@ def responder_analysis(data: pd.DataFrame, control: str, week: float = 12.0,
         "difference_interval": "Newcombe hybrid score (Newcombe 1998b method 10)",
         "difference_test": "two-proportion z-test, pooled variance (Pearson chi-square, no Yates)",
     }
+    if better != "lower":  # recorded only when not the default, so default results stay as they were
+        definition["better"] = better
+    if baseline is not None:
+        definition["baseline"] = "baseline column of the file"
     return ResponderResult(proportions=proportions, differences=differences, patients=patients,
                            definition=definition, control_present=control_present)

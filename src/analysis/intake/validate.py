@@ -165,9 +165,11 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
     raw = read_log(path, cfg.read)
     if any(f["check"] == "empty_file" for f in raw.faults):
         raise ValidationFailed(_report(raw.faults), path=str(path))
-    origin = None
+    origin, shape_notes = None, []
     if cfg.reshape is not None:
+        n_wide = len(raw.cells)
         raw, origin = reshape_wide(raw, cfg.reshape)
+        shape_notes.append(f"reshape: {n_wide} wide rows read as {len(raw.cells)} long rows")
     add_constants(raw, cfg)
     drop = set(cfg.drop)
     dropped = [lab for lab, head in zip(raw.labels, raw.header) if head in drop or lab in drop]
@@ -183,7 +185,7 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
         raise ValidationFailed(_report(too_long), path=str(path))
     positions = {lab: i + 1 for i, lab in enumerate(raw.labels)}
     guard(raw.cells[kept], raw.lines, roles, path=str(path), positions=positions)
-    notes = apply_missing(raw, cfg, kept)
+    notes = shape_notes + apply_missing(raw, cfg, kept)
 
     good = ~raw.bad_rows
     covariates = [c for c in cfg.covariates if c not in layout.columns]

@@ -34,7 +34,8 @@ def _palette(levels) -> dict:
 
 
 def bands_by_arm(table: pd.DataFrame, y: str, title: str, ylabel: str, x: str = "week",
-                 low: str = "conf_low", high: str = "conf_high") -> plt.Figure:
+                 low: str = "conf_low", high: str = "conf_high",
+                 xlabel: str = "weeks since first visit") -> plt.Figure:
     """One line per arm with its interval as a band (rows with missing values are skipped)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     data = table.dropna(subset=[y])
@@ -44,7 +45,7 @@ def bands_by_arm(table: pd.DataFrame, y: str, title: str, ylabel: str, x: str = 
         part = data[data["arm"] == arm].sort_values(x)
         ax.plot(part[x], part[y], marker="o", ms=3, label=str(arm), color=colours[arm])
         ax.fill_between(part[x], part[low], part[high], alpha=0.15, color=colours[arm])
-    ax.set(title=title, xlabel="weeks since first visit", ylabel=ylabel)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if arms:
         ax.legend(title="treatment", fontsize="small", frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()

@@ -19,13 +19,18 @@ def certainty(low: float, high: float, null: float = 0.0) -> str:
 
 
 def difference_sentence(arm: str, control: str, estimate: float, low: float, high: float,
-                        unit: str, week: float, lower_is_better: bool = True) -> str:
-    """E.g. 'At week 12, pain with orthotics was 0.4 points lower than with usual care (…).'"""
+                        unit: str, week: float, lower_is_better: bool = True,
+                        when: str | None = None, points: str = "points") -> str:
+    """E.g. 'At week 12, pain with orthotics was 0.4 points lower than with usual care (…).'
+
+    ``unit`` is the outcome's word, ``when`` the time in the report's unit (default
+    ``week <week>``), ``points`` the outcome's unit (:mod:`analysis.report.outcome_words`)."""
     if estimate is None or (isinstance(estimate, float) and math.isnan(estimate)):
         return f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: withheld or not estimable."
     direction = "lower" if estimate < 0 else "higher"
     better = (estimate < 0) == lower_is_better
-    return (f"At week {week:g}, {unit} with {pretty_arm(arm)} was {abs(estimate):.1f} points {direction} "
+    when = when or f"week {week:g}"
+    return (f"At {when}, {unit} with {pretty_arm(arm)} was {abs(estimate):.1f} {points} {direction} "
             f"than with {pretty_arm(control)} ({'better' if better else 'worse'}; 95% interval "
             f"{low:+.1f} to {high:+.1f}; {certainty(low, high)}).")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from analysis.endpoints import describe
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.config import UNIT_WORD
+from analysis.report.outcome_words import bin_width, report_unit, time_axis, time_phrase, words
 
 
 def run(ctx: RunContext) -> Section:
@@ -13,26 +15,30 @@ def run(ctx: RunContext) -> Section:
     opts = ctx.cfg.models
     completion_week = max(opts.pain.weeks) - 2
     flow = ctx.public_table("flow", describe.flow_by_arm(visits, completion_week), key_columns=["arm", "stage"])
-    baseline = ctx.public_table("baseline", describe.baseline_by_arm(visits, opts.moderator.overpronated_above),
-                                key_columns=["arm", "characteristic"])
+    w = words(ctx.cfg, "pain_score")
+    baseline = ctx.public_table("baseline", describe.baseline_by_arm(
+        visits, opts.moderator.overpronated_above, ctx.cfg.baseline, w["word"]),
+        key_columns=["arm", "characteristic"])
     missing = ctx.public_table("missingness", describe.missingness(visits), key_columns=["arm", "column"])
     tables = {"flow": flow, "baseline": baseline, "missingness": missing}
     figs = {}
     sentences = []
     if "pain_score" in visits and visits["pain_score"].notna().any():
-        traj = ctx.public_table("pain_trajectories", describe.pain_trajectories(visits, alpha=opts.alpha),
-                                key_columns=["arm", "week"])
+        traj = ctx.public_table("pain_trajectories", describe.pain_trajectories(
+            visits, alpha=opts.alpha, per=bin_width(ctx.cfg)), key_columns=["arm", "week"])
         tables["pain_trajectories"] = traj
+        shown, x, xlabel = time_axis(ctx.cfg, traj)
         figs["pain_trajectories"] = ctx.figure("pain_trajectories", figures.bands_by_arm(
-            traj, "mean", "Average pain score by week (raw data)", "pain (0–10)"))
-        sentences.append("The picture shows average pain at each week in each treatment group, "
+            shown, "mean", f"Average {w['word']} by {UNIT_WORD[report_unit(ctx.cfg)]} (raw data)",
+            w["axis"], x=x, xlabel=xlabel))
+        sentences.append(f"The picture shows average {w['word']} at each week in each treatment group, "
                          "with a band for the uncertainty; weeks with too few patients are left out.")
     completing = flow[flow["stage"] == "completing"]
     enrolled = flow[flow["stage"] == "enrolled"]
     if completing["n_patients"].notna().any():
         share = 100 * completing["n_patients"].sum() / enrolled["n_patients"].sum()
-        sentences.append(f"{share:.0f}% of patients in the shown arms were still attending at week "
-                         f"{completion_week:g} or later.")
+        sentences.append(f"{share:.0f}% of patients in the shown arms were still attending at "
+                         f"{time_phrase(ctx.cfg, completion_week)} or later.")
     ctx.results("description", {"flow": flow, "baseline": baseline, "missingness": missing,
                                 "completion_week": completion_week})
     return Section(sentences, tables, figs)

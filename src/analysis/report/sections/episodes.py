@@ -6,6 +6,7 @@ from __future__ import annotations
 from analysis.endpoints.episodes import fit_episode_models
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.outcome_words import words
 from analysis.report.sections.common import (
     arm_counts,
     has_values,
@@ -37,11 +38,12 @@ def run(ctx: RunContext) -> Section:
                                 shown["estimand"].str.replace("_", "-") + ")")
         figs["forest"] = ctx.figure("episode_rate_ratios", figures.forest(
             labelled, "label", "rate_ratio", "rr_conf_low", "rr_conf_high",
-            f"Knee-pain episodes: rate ratio against {cfg.control.replace('_', ' ')}",
-            "rate ratio (below 1 = fewer episodes), log scale"))
+            f"{words(cfg, 'episodes')['Word']}: rate ratio against {cfg.control.replace('_', ' ')}",
+            f"rate ratio (below 1 = fewer {words(cfg, 'episodes')['points']}), log scale"))
     primary = rates[rates["estimand"] == result.primary]
     sentences = [percent_sentence(r.arm, cfg.control, r.percent_reduction, r.percent_reduction_low,
-                                  r.percent_reduction_high, "knee-pain episodes") for r in primary.itertuples()]
+                                  r.percent_reduction_high, words(cfg, "episodes")["word"])
+                 for r in primary.itertuples()]
     sentences.append(f"These are {result.primary.replace('_', '-')} estimates ({result.descriptions.get(result.primary, '')}); "
                      "the other estimand is shown beside them in the table.")
     ctx.results("models.episodes", {

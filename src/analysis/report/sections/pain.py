@@ -8,6 +8,7 @@ import numpy as np
 from analysis.endpoints.pain import fit_pain_model
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.outcome_words import time_axis, time_phrase, words
 from analysis.report.sections.common import (
     arm_counts,
     has_values,
@@ -47,9 +48,10 @@ def run(ctx: RunContext) -> Section:
         "health": health,
     }
     ctx.public_table("pain_variance_components", result.variance_components, count_column=None)
+    shown, x, xlabel = time_axis(cfg, tables["marginal_means"])
     figs = {"marginal_means": ctx.figure("pain_marginal_means", figures.bands_by_arm(
-        tables["marginal_means"], "estimate", "Pain predicted by the model, by treatment",
-        "pain (0–10)"))}
+        shown, "estimate", f"{words(cfg, opts.outcome)['Word']} predicted by the model, by treatment",
+        words(cfg, opts.outcome)["axis"], x=x, xlabel=xlabel))}
     fit = result.fit
     if fit is not None and fit.residuals is not None:
         re_cols = fit.random_effects.select_dtypes("number")
@@ -57,7 +59,10 @@ def run(ctx: RunContext) -> Section:
             np.asarray(fit.fitted), np.asarray(fit.residuals), re_cols))
     last_week = max(opts.weeks)
     contrasts = tables["contrasts"]
-    sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high, "pain", last_week)
+    w = words(cfg, opts.outcome)
+    sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high, w["word"],
+                                     last_week, w["lower_is_better"], when=time_phrase(cfg, last_week),
+                                     points=w["points"])
                  for r in contrasts[contrasts["week"] == last_week].itertuples()]
     dose = _dose_response(ctx, visits, counts) if cfg.models.dose_response else None
     if dose is not None:

@@ -3,10 +3,14 @@ moderation (does a treatment's pain slope differ for overpronated feet?)."""
 
 from __future__ import annotations
 
+import math
+
+from analysis.endpoints.baseline import baseline_scores
 from analysis.endpoints.moderator import fit_moderator_model
 from analysis.endpoints.responders import responder_analysis
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.outcome_words import responder_thresholds, time_phrase, words
 from analysis.report.sections.common import (
     has_values,
     health_table,
@@ -23,8 +27,12 @@ def run(ctx: RunContext) -> Section:
         ctx.results("models.moderator", {"status": "not analysed: the log has no pain scores"})
         return not_analysed(ctx, "models.responders", "the log has no pain scores")
     r_opts = cfg.models.responders
-    resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=r_opts.min_points,
-                              min_percent=r_opts.min_percent, window=r_opts.window, alpha=cfg.models.alpha)
+    w = words(cfg, "pain_score")
+    min_points, min_percent = responder_thresholds(cfg)
+    resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=min_points,
+                              min_percent=min_percent, window=r_opts.window, alpha=cfg.models.alpha,
+                              better=w["better"] or "lower",
+                              baseline=baseline_scores(visits, "pain_score", cfg.baseline))
     ctx.save_fit("responders", resp)  # the claims audit (08) grades on these
     shares = {"estimate": "n_assessable", "conf_low": "n_assessable", "conf_high": "n_assessable"}
     proportions = ctx.public_table("responder_proportions", resp.proportions, key_columns=["arm"],
@@ -39,10 +47,16 @@ def run(ctx: RunContext) -> Section:
     tables = {"proportions": proportions, "differences": differences}
     figs = {"responders": ctx.figure("responder_proportions", figures.bars_by_arm(
         proportions, "estimate", "conf_low", "conf_high",
-        f"Share of patients with clinically important relief at week {r_opts.week:g}", "share of patients"))}
+        f"Share of patients with clinically important {'relief' if w['lower_is_better'] else 'improvement'} "
+        f"at {time_phrase(cfg, r_opts.week)}", "share of patients"))}
+    rule = " or ".join(
+        [f"{min_points:g} {w['points']}"] * math.isfinite(min_points)
+        + [f"{min_percent:g}%"] * math.isfinite(min_percent))
+    # "less pain" (the default's words); otherwise the direction of improvement: "higher FEV1"
+    change = "less" if w["word"] == "pain" else "lower" if w["lower_is_better"] else "higher"
     sentences = [
         f"{pretty_arm(r.arm).capitalize()}: {100 * r.estimate:.0f}% of assessable patients had at least "
-        f"{r_opts.min_points:g} points or {r_opts.min_percent:g}% less pain at week {r_opts.week:g} "
+        f"{rule} {change} {w['word']} at {time_phrase(cfg, r_opts.week)} "
         f"(95% interval {100 * r.conf_low:.0f}% to {100 * r.conf_high:.0f}%)."
         for r in proportions.dropna(subset=["estimate"]).itertuples()
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.report.context import RunContext, Section
+from analysis.report.outcome_words import design_sentence, time_phrase, words
 from analysis.report.wording import pretty_arm
 from analysis.results import merge_fragments
 
@@ -58,18 +59,21 @@ def run(ctx: RunContext) -> Section:
     if weeks:
         last = max(weeks)
         rows = [r for r in pain["contrasts"] if r.get("week") == last]
-        headlines.append(_sentence(f"Pain at week {last:g}", _clear(rows, 0.0, True), control))
+        w = words(cfg, cfg.models.pain.outcome)
+        headlines.append(_sentence(f"{w['Word']} at {time_phrase(cfg, last)}",
+                                   _clear(rows, 0.0, w["lower_is_better"]), control))
     episodes = models.get("episodes", {})
     if episodes.get("rate_ratios"):
         rows = [dict(r, conf_low=r["rr_conf_low"], conf_high=r["rr_conf_high"])
                 for r in episodes["rate_ratios"] if r["estimand"] == episodes["primary"]]
-        headlines.append(_sentence("Knee-pain episodes", _clear(rows, 1.0, True), control))
+        e = words(cfg, "episodes")
+        headlines.append(_sentence(e["Word"], _clear(rows, 1.0, e["lower_is_better"]), control))
     strength = models.get("strength", {})
     if strength.get("ratio_vs_control"):
         rows = [dict(r, arm=r["term"].split(": ")[-1].split(" / ")[0]) for r in strength["ratio_vs_control"]]
-        headlines.append(_sentence("Strength", _clear(rows, 1.0, False), control))
-    headlines.append("These are observational clinic records: patients were not randomised unless the "
-                     "clinic says so, so differences between treatments may partly reflect who chose them.")
+        g = words(cfg, "strength")
+        headlines.append(_sentence(g["Word"], _clear(rows, 1.0, g["lower_is_better"]), control))
+    headlines.append(design_sentence(cfg))
     not_analysed = []
     for name in ("pain", "episodes", "strength", "responders", "moderator"):
         status = _status(models.get(name))
