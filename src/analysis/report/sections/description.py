@@ -13,7 +13,7 @@ from analysis.report.outcome_words import bin_width, report_unit, time_axis, tim
 def run(ctx: RunContext) -> Section:
     visits = ctx.visits()
     opts = ctx.cfg.models
-    completion_week = max(opts.pain.weeks) - 2
+    completion_week = max(opts.pain.weeks) - 2 * bin_width(ctx.cfg)  # two report units before the last time
     flow = ctx.public_table("flow", describe.flow_by_arm(visits, completion_week), key_columns=["arm", "stage"])
     w = words(ctx.cfg, "pain_score")
     baseline = ctx.public_table("baseline", describe.baseline_by_arm(
