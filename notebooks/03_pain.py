@@ -29,6 +29,12 @@ out = pain_report.run(ctx)
 out.say()
 
 # %% [markdown]
+# With `models.pain.analysis: mmrm` (the default for `design: randomised` with scheduled visits)
+# the model is instead an MMRM: visit as a factor, arm x visit, covariates, the configured residual
+# covariance (default unstructured), Kenward-Roger df, as SAS PROC MIXED fits it; its LS-means,
+# differences, missing-data patterns and tipping-point table follow this trend model's sections.
+
+# %% [markdown]
 # ## Pain predicted by the model, by treatment
 
 # %%
@@ -67,6 +73,45 @@ out.table("health")
 
 # %% tags=["researcher-only"]
 out.figure("diagnostics")
+
+# %% [markdown]
+# ## MMRM: LS-means by visit (when `models.pain.analysis: mmrm`)
+# Least-squares means per arm at each scheduled visit (equal weights, as SAS's LSMEANS), with
+# their intervals.
+
+# %%
+out.figure("lsmeans")
+
+# %%
+out.table("lsmeans")
+
+# %% [markdown]
+# ## MMRM: each treatment against the comparison arm at every visit
+
+# %%
+out.table("differences")
+
+# %% [markdown]
+# ## MMRM: missing data
+# Patients per arm with each pattern of observed visits (`X` observed, `.` missed, in visit
+# order); counts below the disclosure threshold are withheld. The model assumes the missed visits
+# are missing at random; the tipping-point table shifts the imputed scores of the active arms
+# after dropout by delta and reanalyses (multiple imputation, Rubin's rules).
+
+# %%
+out.table("missingness_patterns")
+
+# %%
+out.table("tipping_point", digits=3)
+
+# %% [markdown] tags=["researcher-only"]
+# ## MMRM: estimated covariance and correlation between visits (researcher view)
+
+# %% tags=["researcher-only"]
+out.table("covariance_matrix", digits=3)
+
+# %% tags=["researcher-only"]
+out.table("correlation_matrix", digits=3)
 
 # %% [markdown]
 # ## Dose-response (when `models.dose_response: true`)

@@ -327,13 +327,13 @@ def fit_claim_models(data: pd.DataFrame, claims: ClaimsFile, cfg, fitted: dict |
                                       == float(subgroup == "overpronated"), "patient_id"]
             d = data[data["patient_id"].isin(set(ids))]
         try:
-            bundle.results[key] = _fit(model, d, control, m, week)
+            bundle.results[key] = _fit(model, d, control, m, week, cfg.design)
         except OutcomesError as exc:
             bundle.results[key] = f"the {model} model could not be fitted ({exc})"
     return bundle
 
 
-def _fit(model: str, d: pd.DataFrame, control: str, m, week):
+def _fit(model: str, d: pd.DataFrame, control: str, m, week, design: str = "observational"):
     # imported here: the claims file model must load without the model stack
     if model == "episodes":
         from analysis.endpoints.episodes import fit_episode_models
@@ -342,7 +342,7 @@ def _fit(model: str, d: pd.DataFrame, control: str, m, week):
                                   alpha=m.alpha)
     if model == "pain":
         from analysis.endpoints.pain import fit_pain_model
-        return fit_pain_model(d, m.pain, control, alpha=m.alpha)
+        return fit_pain_model(d, m.pain, control, alpha=m.alpha, design=design)
     if model == "moderator":
         from analysis.endpoints.moderator import fit_moderator_model
         return fit_moderator_model(d, m.pain, control, threshold=m.moderator.overpronated_above,

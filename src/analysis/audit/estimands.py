@@ -168,6 +168,10 @@ def estimate_pain(claim: Claim, result, n_per_arm: dict | None = None, alpha: fl
     """
     from analysis.models.marginal import arm_tables
 
+    if getattr(result, "analysis", "trend") == "mmrm":  # models.pain.analysis: mmrm
+        from analysis.audit.estimands_mmrm import estimate_pain_mmrm
+
+        return estimate_pain_mmrm(claim, result, n_per_arm, alpha)
     control = result.control
     _needs_control(claim, control, "pain")
     if result.fit is None or not result.fit.estimated:

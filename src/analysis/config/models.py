@@ -16,8 +16,27 @@ def _no_identifying_covariates(value: list[str]) -> list[str]:
     return value
 
 
+class MmrmSensitivity(_Section):
+    """Delta-adjusted tipping-point analysis of an MMRM (``models.pain.sensitivity``)."""
+
+    delta: list[float] = Field(default_factory=list, description="shifts (outcome units) added to "
+                               "imputed values of the active arms after dropout; [] = not run")
+    imputations: int = Field(50, ge=2, le=1000, description="multiple imputations per delta")
+
+
 class PainModelOptions(_Section):
-    """Linear mixed model for pain (and any continuous outcome), REML."""
+    """Pain model: a linear trend (LMM, REML) or an MMRM (visit as a factor, arm x visit).
+
+    ``analysis`` unset means ``trend``, except ``mmrm`` when ``design: randomised`` and the log has
+    scheduled visits (:func:`analysis.endpoints.pain_mmrm.resolve_analysis`).
+    """
+
+    analysis: Literal["trend", "mmrm"] | None = None
+    covariance: Literal["us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh"] = "us"
+    df: Literal["kenward-roger", "satterthwaite", "residual", "between-within"] = "kenward-roger"
+    vcov: Literal["model", "empirical", "cr2"] = "model"
+    method: Literal["reml", "ml"] = "reml"
+    sensitivity: MmrmSensitivity = Field(default_factory=MmrmSensitivity)
 
     outcome: str = "pain_score"
     formula: str | None = Field(None, description="fixed-effects formula; default outcome ~ week * arm")
@@ -34,6 +53,19 @@ class PainModelOptions(_Section):
         return refuse_identifying(value, "an outcome")
 
     _covariates = field_validator("covariates")(_no_identifying_covariates)
+
+    @model_validator(mode="after")
+    def _mmrm_options(self):
+        if self.analysis == "mmrm" and self.formula is not None:
+            raise ValueError("formula is the trend model's; analysis: mmrm builds arm x visit + "
+                             "covariates (set covariates, or analysis: trend)")
+        if self.df == "kenward-roger" and self.method != "reml":
+            raise ValueError("df: kenward-roger needs method: reml (as in SAS and R's mmrm); "
+                             "use df: satterthwaite with method: ml")
+        if self.df in ("kenward-roger", "satterthwaite") and self.vcov != "model":
+            raise ValueError(f"df: {self.df} is for vcov: model; with vcov: {self.vcov} use "
+                             "df: residual or between-within")
+        return self
 
 
 class EpisodesModelOptions(_Section):

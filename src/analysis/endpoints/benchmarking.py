@@ -160,7 +160,8 @@ def benchmarking_options(options: PainModelOptions, adjust_for_baseline: bool = 
     if adjust_for_baseline and options.formula is None and baseline not in covariates \
             and "baseline_pain" not in covariates:
         covariates.append(baseline)
-    return PainModelOptions(**{**options.model_dump(), "clinic_level": True, "covariates": covariates})
+    return PainModelOptions(**{**options.model_dump(), "clinic_level": True, "covariates": covariates,
+                                "analysis": "trend"})
 
 
 def fit_clinic_effects(visits: pd.DataFrame, options: PainModelOptions, control: str = "usual_care",

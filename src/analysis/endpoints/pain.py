@@ -65,6 +65,7 @@ class PainResult:
     n_obs: int = 0
     n_patients: int = 0
     fit: LmmFit | None = field(default=None, repr=False)
+    analysis: str = "trend"
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"fixed_effects": self.fixed_effects, "variance_components": self.variance_components,
@@ -156,7 +157,7 @@ def _empty(outcome, formula, control, health) -> PainResult:
 def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
                    control: str = "usual_care", arm_col: str = "arm", alpha: float = 0.05,
                    time: str = "week", group: str = "patient_id",
-                   clinic: str = "clinic_id") -> PainResult:
+                   clinic: str = "clinic_id", design: str = "observational"):
     """Fit the pain mixed model and its marginal means and contrasts.
 
     Parameters
@@ -172,9 +173,13 @@ def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
     alpha : float
         1 - confidence level.
 
+    design : {"observational", "randomised"}
+        The run's ``design:``; with ``options.analysis`` unset, a randomised design with
+        scheduled visits gets the MMRM (:func:`analysis.endpoints.pain_mmrm.resolve_analysis`).
+
     Returns
     -------
-    PainResult
+    PainResult, or PainMmrmResult when the analysis is ``mmrm``
 
     Raises
     ------
@@ -182,6 +187,10 @@ def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
         The formula is unsafe or names unknown columns.
     """
     options = options or PainModelOptions()
+    from analysis.endpoints.pain_mmrm import fit_pain_mmrm, resolve_analysis
+
+    if resolve_analysis(options, design, data, time, group) == "mmrm":
+        return fit_pain_mmrm(data, options, control, arm_col, alpha, time, group)
     outcome = options.outcome
     formula = options.formula or default_formula(outcome, time, arm_col, control, options.covariates)
     use_clinic = clinic if options.clinic_level else None

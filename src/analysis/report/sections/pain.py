@@ -26,9 +26,14 @@ def run(ctx: RunContext) -> Section:
     visits = ctx.visits()
     if not has_values(visits, opts.outcome):
         return not_analysed(ctx, "models.pain", f"the log has no {opts.outcome} values")
-    result = fit_pain_model(visits, opts, control=cfg.control, alpha=cfg.models.alpha)
+    result = fit_pain_model(visits, opts, control=cfg.control, alpha=cfg.models.alpha,
+                            design=cfg.design)
     ctx.save_fit("pain", result)  # the claims audit (08) grades on this fit
     counts = arm_counts(visits, opts.outcome)
+    if result.analysis == "mmrm":
+        from analysis.report.sections.pain_mmrm import run_mmrm
+
+        return run_mmrm(ctx, result, counts)
     health = health_table({"pain": result.health})
     ctx.public_table("pain_health", health, count_column=None)
     if not result.health.estimated:
@@ -94,7 +99,8 @@ def _dose_response(ctx: RunContext, visits, counts):
     if not columns:
         return None
     formula = f"{opts.outcome} ~ week + " + " + ".join(columns)
-    dose_opts = PainModelOptions(**{**opts.model_dump(), "formula": formula, "covariates": []})
+    dose_opts = PainModelOptions(**{**opts.model_dump(), "formula": formula, "covariates": [],
+                                    "analysis": "trend"})
     result = fit_pain_model(visits, dose_opts, control=ctx.cfg.control, alpha=ctx.cfg.models.alpha)
     if not result.health.estimated:
         return None
