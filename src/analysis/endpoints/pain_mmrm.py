@@ -120,10 +120,10 @@ def missingness_patterns(data: pd.DataFrame, outcome: str, arm_col: str, time: s
     rows = pd.DataFrame({"patient": arms.index, "arm": arms.to_numpy()})
     rows["pattern"] = rows["patient"].map(marks).fillna("." * len(weeks))
     tab = rows.groupby(["pattern", "arm"]).size().rename("n_patients").reset_index()
-    tab["n_observed_visits"] = tab["pattern"].str.count("X")
+    tab["observed_visits"] = tab["pattern"].str.count("X")
     tab["monotone_dropout"] = [("X" in p and "." in p and "X" not in p[p.index("."):])
                                for p in tab["pattern"]]
-    return tab.sort_values(["n_observed_visits", "pattern", "arm"], ascending=[False, False, True],
+    return tab.sort_values(["observed_visits", "pattern", "arm"], ascending=[False, False, True],
                            ignore_index=True)
 
 

@@ -95,7 +95,7 @@ def run_mmrm(ctx: RunContext, result, counts: dict) -> Section:
         from analysis.endpoints.pain_tipping import tipping_point
 
         tip = tipping_point(result, opts.sensitivity.delta, opts.sensitivity.imputations,
-                            seed=cfg.seed, alpha=cfg.models.alpha)
+                            seed=cfg.seed, alpha=cfg.models.alpha, better=meta.better)
         tables["tipping_point"] = public_model_table(ctx, "pain_tipping_point", tip, counts)
         fragment["tipping_point"] = tables["tipping_point"]
         for arm in dict.fromkeys(tip["arm"]):
