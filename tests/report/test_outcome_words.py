@@ -72,3 +72,15 @@ def test_design_sentence_follows_design():
     assert design_sentence(cfg()) == OBSERVATIONAL
     assert design_sentence(cfg(design="randomised")) == RANDOMISED
     assert "randomised" in RANDOMISED and "not randomised" not in RANDOMISED
+
+
+def test_funnel_flags_follow_the_direction_of_improvement():
+    from analysis.report.sections.benchmarking import better_side, level_words
+
+    assert level_words("below 95% limit") == "more improvement than the network (below the 95% limit)"
+    assert level_words("below 95% limit", lower_is_better=False) == (
+        "less improvement than the network (below the 95% limit)")
+    assert level_words("above 99.8% limit", lower_is_better=False).startswith("more improvement")
+    assert better_side(words(cfg())) == "< 0 = less pain"
+    assert better_side(words(cfg(outcomes={"pain_score": {"label": "FEV1", "better": "higher"}}))) == (
+        "> 0 = higher FEV1")

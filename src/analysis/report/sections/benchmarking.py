@@ -29,6 +29,7 @@ from analysis.endpoints.benchmarking import (
 from analysis.endpoints.pain import BASELINE_MAX_WEEK
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.outcome_words import time_phrase, words
 from analysis.report.sections.common import has_values, health_table
 
 YOUR_CLINIC = "your clinic"
@@ -38,6 +39,19 @@ LEVEL_WORDS = {"below 99.8% limit": "more improvement than the network (below th
                "within limits": "within the 95% limits (no evidence of a difference from the network)",
                "above 95% limit": "less improvement than the network (above the 95% limit)",
                "above 99.8% limit": "less improvement than the network (above the 99.8% limit)"}
+
+
+def level_words(flag: str, lower_is_better: bool = True) -> str:
+    """A funnel flag in words; below the limits is more improvement only when lower is better."""
+    text = LEVEL_WORDS[flag]
+    if lower_is_better:
+        return text
+    return text.replace("more improvement", "\0").replace("less improvement", "more improvement") \
+        .replace("\0", "less improvement")
+
+
+def better_side(w: dict) -> str:
+    return f"< 0 = less {w['word']}" if w["lower_is_better"] else f"> 0 = higher {w['word']}"
 
 
 def markdown_text(value: str) -> str:
@@ -118,6 +132,7 @@ def run(ctx: RunContext, clinic_id: str = "") -> Section:
 
 def _clinic_effects(ctx, effects, labels, tables, figs, sentences) -> dict:
     """Caterpillar plot and table of the shrunken clinic effects (labelled clinics only)."""
+    w = words(ctx.cfg, ctx.cfg.models.pain.outcome)
     if effects.reason is not None:
         sentences.append(f"Clinic effects could not be estimated ({effects.reason}).")
         return {"status": f"not estimated: {effects.reason}", "formula": effects.formula,
@@ -133,16 +148,16 @@ def _clinic_effects(ctx, effects, labels, tables, figs, sentences) -> dict:
     hl = YOUR_CLINIC if YOUR_CLINIC in set(public["term"]) else None
     figs["caterpillar"] = ctx.figure("benchmarking_caterpillar", figures.caterpillar(
         public, "term", "estimate", "conf_low", "conf_high",
-        "Clinic effects on pain, shrunken towards the network (95% intervals)",
-        "pain vs similar patients elsewhere (points; < 0 = less pain)", highlight=hl))
-    sentences.append(f"Between clinics, follow-up pain for similar patients varies with an SD of "
-                     f"{effects.clinic_sd:.2f} points (the model's estimate; 0 means no difference beyond chance).")
+        f"Clinic effects on {w['word']}, shrunken towards the network (95% intervals)",
+        f"{w['word']} vs similar patients elsewhere ({w['points']}; {better_side(w)})", highlight=hl))
+    sentences.append(f"Between clinics, follow-up {w['word']} for similar patients varies with an SD of "
+                     f"{effects.clinic_sd:.2f} {w['points']} (the model's estimate; 0 means no difference beyond chance).")
     mine = public[(public["term"] == YOUR_CLINIC) & ~public["suppressed"]]
     if len(mine):
         r = mine.iloc[0]
         side = "lower" if r["estimate"] < 0 else "higher"
         clear = r["conf_high"] < 0 or r["conf_low"] > 0
-        sentences.append(f"Your clinic: follow-up pain {abs(r['estimate']):.2f} points {side} than for similar "
+        sentences.append(f"Your clinic: follow-up {w['word']} {abs(r['estimate']):.2f} {w['points']} {side} than for similar "
                          f"patients across the network (95% interval {r['conf_low']:+.2f} to {r['conf_high']:+.2f}; "
                          f"{'the data rule out no difference' if clear else 'the data cannot rule out no difference'}).")
     return {"status": "estimated", "formula": effects.formula, "clinic_sd": effects.clinic_sd,
@@ -183,13 +198,15 @@ def _funnel(ctx, visits, labels, week, tables, figs, sentences) -> dict:
     for level in ("95", "99.8"):
         limits[f"lower_{level}"], limits[f"upper_{level}"] = result.limits(grid, level)
     hl = YOUR_CLINIC if YOUR_CLINIC in set(units["term"]) else None
-    adjusted = "treatment and baseline pain" if opts.adjust_for_baseline else "treatment"
+    w = words(cfg, cfg.models.pain.outcome)
+    adjusted = f"treatment and baseline {w['word']}" if opts.adjust_for_baseline else "treatment"
+    relief = "(lower = more relief)" if w["lower_is_better"] else "(higher = more improvement)"
     figs["funnel"] = ctx.figure("benchmarking_funnel", figures.funnel_plot(
         public.rename(columns={"term": "label"}), limits, result.target,
-        f"Change in pain by clinic, adjusted for {adjusted}\n(lower = more relief)",
-        f"change in pain to week ≤ {week:g} (points)", highlight=hl))
-    sentences.append(f"Across the network, pain changed by {result.target:+.2f} points from baseline to the last "
-                     f"visit up to week {week:g}; each clinic's change is adjusted for its mix of {adjusted}.")
+        f"Change in {w['word']} by clinic, adjusted for {adjusted}\n{relief}",
+        f"change in {w['word']} to {time_phrase(cfg, week).replace(' ', ' ≤ ', 1)} ({w['points']})", highlight=hl))
+    sentences.append(f"Across the network, {w['word']} changed by {result.target:+.2f} {w['points']} from baseline to the last "
+                     f"visit up to {time_phrase(cfg, week)}; each clinic's change is adjusted for its mix of {adjusted}.")
     d = result.dispersion
     method_words = {"none": "plain limits (chance alone)",
                     "multiplicative": f"limits widened by √φ, φ = {result.phi_used:.2f}",
@@ -198,12 +215,13 @@ def _funnel(ctx, visits, labels, week, tables, figs, sentences) -> dict:
                      f"{d['df']} df, p = {d['p_value']:.2g}).")
     for row in public[~public["suppressed"]].itertuples(index=False):
         if row.term == YOUR_CLINIC:
-            sentences.append(f"Your clinic's patients changed by {row.adjusted_change:+.2f} points (adjusted): "
-                             f"{LEVEL_WORDS[row.flag]}.")
+            sentences.append(f"Your clinic's patients changed by {row.adjusted_change:+.2f} {w['points']} (adjusted): "
+                             f"{level_words(row.flag, w['lower_is_better'])}.")
     outside = [f"{r.term} ({r.flag})" for r in public.itertuples(index=False)
                if r.flag not in ("within limits", None) and r.term != YOUR_CLINIC and not r.suppressed]
     if outside:
-        sentences.append("Outside the 95% limits: " + "; ".join(outside) + ". Below means more relief than the "
+        side = "Below means more relief" if w["lower_is_better"] else "Above means more improvement"
+        sentences.append("Outside the 95% limits: " + "; ".join(outside) + f". {side} than the "
                          "network; one in twenty clinics falls outside 95% limits by chance alone.")
     return {"status": "estimated", "definition": definition, "case_mix": result.case_mix,
             "n_patients": result.n_patients, "target": result.target, "sigma": result.sigma,
