@@ -25,7 +25,8 @@ REF = ROOT / "tests" / "reference" / "mmrm"
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fev") / "run"
     outcome = run_suite(EXAMPLE, out=out, progress=False,
-                        notebooks=[ROOT / "notebooks" / "03_pain.py"])
+                        notebooks=[ROOT / "notebooks" / "03_pain.py",
+                                   ROOT / "notebooks" / "09_summary.py"])
     assert outcome.status == "succeeded", outcome.error
     return out
 
@@ -66,3 +67,8 @@ def test_tipping_point_moves_against_the_active_arm(run):
     tip = pd.read_csv(run / "tables" / "pain_tipping_point.csv").sort_values("delta")
     assert list(tip["delta"]) == [0, 1, 2, 3, 4]
     assert tip["estimate"].is_monotonic_decreasing          # FEV1: higher is better
+
+
+def test_summary_headline_reads_the_mmrm_difference_at_the_last_visit(run):
+    results = json.loads((run / "results.json").read_text())
+    assert any("FEV1 at week 4" in h for h in results["summary"]["headlines"])

@@ -55,10 +55,12 @@ def run(ctx: RunContext) -> Section:
         counts = pd.Series([c["verdict"] for c in claims]).value_counts()
         headlines.append("Claims checked: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
     pain = models.get("pain", {})
-    weeks = [r["week"] for r in pain.get("contrasts") or [] if r.get("week") is not None]
+    # the trend model's contrasts at its weeks, or (analysis: mmrm) the differences at each visit
+    contrasts = pain.get("contrasts") or pain.get("differences") or []
+    weeks = [r["week"] for r in contrasts if r.get("week") is not None]
     if weeks:
         last = max(weeks)
-        rows = [r for r in pain["contrasts"] if r.get("week") == last]
+        rows = [r for r in contrasts if r.get("week") == last]
         w = words(cfg, cfg.models.pain.outcome)
         headlines.append(_sentence(f"{w['Word']} at {time_phrase(cfg, last)}",
                                    _clear(rows, 0.0, w["lower_is_better"]), control))
