@@ -149,3 +149,10 @@ def test_tipping_point_is_seeded(result, tipping):
     pd.testing.assert_frame_equal(again, tipping)
     other = tipping_point(result, [0.0], n_imputations=30, seed=12, better="higher")
     assert other["estimate"].iloc[0] != tipping["estimate"].iloc[0]
+
+
+def test_unscheduled_times_are_not_estimable_with_the_reason(fev):
+    spread = fev.assign(week=fev["week"] + np.arange(len(fev)) * 0.01)
+    res = fit_pain_mmrm(spread, PainModelOptions(outcome="FEV1", analysis="mmrm"), control="PBO")
+    assert not res.health.estimated
+    assert "the MMRM needs scheduled visits" in res.health.status and "537 distinct times" in res.health.status

@@ -167,6 +167,14 @@ def fit_pain_mmrm(data: pd.DataFrame, options: PainModelOptions | None = None,
         return _empty(outcome, formula, control, health)
     df = df.dropna(subset=[time]).copy()
     weeks = sorted({float(w) for w in df.loc[df[outcome].notna(), time]})
+    if not has_scheduled_visits(df[df[outcome].notna()], time, group):
+        health = not_estimable(
+            f"the MMRM needs scheduled visits (at most {MAX_SCHEDULED_VISITS} distinct times, each "
+            f"shared by 2 or more patients, one row per patient and time); the log has "
+            f"{len(weeks)} distinct times -- map them to visits with `visits:` or use "
+            "models.pain.analysis: trend")
+        health.warnings.extend(notes)
+        return _empty(outcome, formula, control, health)
     df[VISIT] = df[time].map(visit_label)
     patterns = missingness_patterns(df, outcome, arm_col, time, group, weeks)
     chain = fallback_chain(options.covariance)
