@@ -28,7 +28,7 @@ validate-stats: $(STAMP) ## coverage and type-I error over 500 simulated logs (r
 lab: $(STAMP) ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP) ## time the engines against lme4, lmerTest, statsmodels, mixedlm-rs, mixedlm (reports/bench/)
+bench: $(STAMP) ## time the engines against lme4, lmerTest, statsmodels, mixedlm-rs, mixedlm; MMRM vs nlme::gls and 56 ms (reports/bench/)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m analysis.studies.bench --out reports/bench
 
