@@ -307,6 +307,11 @@ def cases() -> list[Case]:
              ["line 3", "'pain_score'", "formula_without_value"], config="name: t\ndata: log.xlsx\n",
              setup=_xlsx_with_formula, report_checks=["formula_without_value"]))
 
+    for label, value in (("compact", "20240105"), ("slashes", "2024/01/05"), ("dots", "2024.01.05"),
+                         ("year_month", "2024-01"), ("year_only", "2024")):
+        add(Case(f"visit_date_{label}", "loss", "validate", 2, ["line 6", "'visit_date'", "date_parse"],
+                 log=with_cell(2, value), report_checks=["date_parse"]))
+
     # --- valid look-alikes: accepted ------------------------------------------------------
     for label, text in (("categorical_side_column", with_extra_column("side", ["Left knee", "Right knee"])),
                         ("ids_with_dates_no", with_patient_id("P-0001-A")),

@@ -169,6 +169,10 @@ def _one_date(value: str, fmt: str):
     return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
+_ISO_DATE = (r"\d{4}-\d{1,2}-\d{1,2}"
+             r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+
+
 def _parse_dates(text: pd.Series, date_format: str | None):
     codes, u = distinct(text)
     fmt = date_format or "ISO8601"
@@ -185,6 +189,11 @@ def _parse_dates(text: pd.Series, date_format: str | None):
     elif getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     bad = (parsed.isna() & (u != "")).to_numpy()
+    if date_format is None:
+        # pandas' "ISO8601" also takes 20240101, 2024/01/05, 2024.01.05, 2024-01 and 2024 (the
+        # last two silently as the 1st): the contract's form is year-month-day with dashes.
+        bad |= (~u.str.fullmatch(_ISO_DATE) & (u != "")).to_numpy()
+        parsed = parsed.where(~bad)
     year = pd.to_numeric(u.str.extract(r"^(\d{4})-\d{1,2}-\d{1,2}", expand=False),
                          errors="coerce").to_numpy()
     # Dates outside pandas' range (1677-2262) do not parse; still call them what they are.
