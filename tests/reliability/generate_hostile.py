@@ -140,6 +140,12 @@ def _xlsx_with_formula(folder: Path) -> None:
     book.save(folder / "in" / "log.xlsx")
 
 
+def _report_link(folder: Path) -> None:
+    (folder / "out").mkdir()
+    (folder / "victim.txt").write_text("outside the report folder\n")
+    os.symlink(folder / "victim.txt", folder / "out" / "validation_report.csv")
+
+
 def _symlink_out(folder: Path) -> None:
     (folder / "elsewhere").mkdir()
     os.symlink(folder / "elsewhere", folder / "out")
@@ -183,6 +189,8 @@ def cases() -> list[Case]:
     add(Case("out_is_a_file", "folder", "run", 2, ["is a file"], log=ok_log, setup=_file_out))
     add(Case("old_run_folder_is_replaced", "folder", "run", 2, ["pain_score", "line 6"], log=bad_log,
              setup=_old_run(), report_checks=["out_of_range"]))
+    add(Case("validate_report_is_a_link", "folder", "validate", 2, ["validation_report.csv", "link"],
+             log=bad_log, setup=_report_link))
     add(Case("claims_inside_out", "folder", "run", 2, ["contains the claims file"], log=ok_log, out="in/c",
              config=_cfg("claims: c/claims.yaml"), setup=lambda f: (f / "in" / "c").mkdir()))
 

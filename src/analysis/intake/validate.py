@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from analysis.config import RunConfig, from_weeks
-from analysis.errors import IdentifierError, ValidationFailed
+from analysis.errors import IdentifierError, InputError, ValidationFailed
 from analysis.intake.anonymity import guard, k_anonymity
 from analysis.intake.contract import (
     QUASI_IDENTIFIERS,
@@ -343,5 +343,8 @@ def write_validation_failure(exc: ValidationFailed | IdentifierError, report_dir
     report_dir.mkdir(parents=True, exist_ok=True)
     frame = identifier_report(exc.findings) if isinstance(exc, IdentifierError) else exc.report
     target = report_dir / REPORT_FILE
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # Never write through a link out of the report folder (or onto a FIFO or device).
+        raise InputError(f"{target}: is a link or special file; the report is not written there")
     escape_formulas(frame[REPORT_COLUMNS]).to_csv(target, index=False)
     return target
