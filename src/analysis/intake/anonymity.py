@@ -17,7 +17,7 @@ pass over its few distinct values per column. The heuristics (see docs/data-cont
   ``patient_id`` any full date (``JD-1984-03-02``, ``JD19840302``: initials plus a date);
 * free text (non-contract columns), by content at any length from 8 characters: a cell of two or
   more words whose letters outnumber its digits two to one is text-like, and a column with at
-  least three distinct text-like values (and a fifth of its distinct values) is free text;
+  least five distinct text-like values (and a fifth of its distinct values) is free text;
 * person names (non-contract columns and patient_id): most cells look like "Firstname Lastname";
 * column headers: the e-mail, phone, NHS and SSN rules apply to each column's name too; such a
   column is named by its position (``(column 4)``), never by its name.
@@ -242,7 +242,8 @@ def _row_pattern_kinds(column, role, u, nonempty, counts) -> list[tuple[str, np.
         if counts[person].sum() > 0.5 * n_rows:
             found.append(("person_name", person))
     if role is None and not found:  # short free text, once names and long text are ruled out
-        if textlike.sum() >= 3 and textlike.sum() >= 0.2 * n_distinct:
+        # Five distinct texts: a label column ("North wing", "east, annex") has a few.
+        if textlike.sum() >= 5 and textlike.sum() >= 0.2 * n_distinct:
             found.append(("free_text", textlike))
     return found
 
