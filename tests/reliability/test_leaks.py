@@ -169,5 +169,8 @@ def test_a_small_count_beside_a_large_row_is_withheld():
     assert out["suppressed"].tolist() == [False, False]
     assert np.isnan(out.loc[0, "n_responders"]) and np.isnan(out.loc[0, "n_assessable"])
     assert out.loc[1, "n_responders"] == 20 and out.loc[0, "estimate"] == 0.1
-    assert {e["row"] for e in log.entries} == {"arm=a: n_responders", "arm=a: n_assessable"}
-    assert all(e["below_threshold"] for e in log.entries)
+    # b: 40 patients - 30 assessable = 10 not assessable, below 11: n_assessable is withheld too.
+    assert {e["row"] for e in log.entries} == {"arm=a: n_responders", "arm=a: n_assessable",
+                                               "arm=b: n_assessable"}
+    assert all(e["below_threshold"] for e in log.entries if e["row"].startswith("arm=a"))
+    assert not next(e for e in log.entries if e["row"] == "arm=b: n_assessable")["below_threshold"]
