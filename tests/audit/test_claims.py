@@ -1,6 +1,7 @@
 """analysis.audit.claims: the claims file model (unknown keys by name and file, consistency rules),
 the shipped clinic pages file, and the patient table a bundle counts arms with."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def test_shipped_clinic_pages_file():
     assert [c.id for c in cf.claims] == ["dtm-episodes", "dtm-strength", "foot-massage-pain",
                                          "orthotics-overpronated-pain", "taping-pain"]
     by_id = {c.id: c for c in cf.claims}
-    assert by_id["dtm-episodes"].value == 62 and by_id["dtm-episodes"].weeks == (0.0, 12.0)
+    dtm = by_id["dtm-episodes"]  # no week: resolved to the end of the arms' follow-up
+    assert dtm.value == 62 and dtm.weeks[0] == 0.0 and math.isnan(dtm.weeks[1])
     assert by_id["dtm-strength"].uncontrolled and by_id["dtm-strength"].value == 80
     assert by_id["orthotics-overpronated-pain"].subgroup == "overpronated"
     assert all(c.source.startswith("clinic web page") for c in cf.claims)
@@ -44,7 +46,9 @@ def test_shipped_clinic_pages_file():
 
 def test_defaults():
     c = one()
-    assert c.weeks == (0.0, 12.0) and c.claimed_direction == "decrease" and not c.uncontrolled
+    assert c.weeks[0] == 0.0 and math.isnan(c.weeks[1])  # resolved by ResultsBundle.frame
+    assert one(week=12).weeks == (0.0, 12.0)
+    assert c.claimed_direction == "decrease" and not c.uncontrolled
     assert one(measure="direction", value=None, outcome="strength").claimed_direction == "increase"
     assert one(window=[4, 12]).weeks == (4.0, 12.0)
     assert parse_claims({"claims": [CLAIM]}).multiplicity.method == "holm"

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_TRUTH = json.loads((ROOT / "data/example/clinic_log.truth.json").read_text())
 CLAIM = {"id": "c", "text": "62% fewer episodes", "source": "a page", "outcome": "episodes",
          "intervention": "deep_tissue_massage", "comparator": "usual_care",
-         "measure": "percent_reduction", "value": 62}
+         "measure": "percent_reduction", "value": 62, "week": 12}
 
 
 def claim(**kw):
@@ -95,7 +95,7 @@ def episode_result(primary="patient_level"):
     health = {e: SimpleNamespace(status="estimated") for e in ("patient_level",
                                                                "population_averaged")}
     return SimpleNamespace(rate_ratios=pd.DataFrame(rows), primary=primary,
-                           control="usual_care", health=health)
+                           control="usual_care", health=health, family="negative_binomial")
 
 
 def test_episodes_adapter_grades_the_configured_estimand():
@@ -103,9 +103,12 @@ def test_episodes_adapter_grades_the_configured_estimand():
     assert est.scale == "ratio" and est.estimate == pytest.approx(0.82)
     assert est.std_error == pytest.approx(0.11)
     assert est.estimand_text == ("rate ratio of episodes, deep-tissue massage vs usual care, "
-                                 "follow-up weeks 0–12, population-averaged")
+                                 "follow-up weeks 0–12, population-averaged (negative binomial GEE, "
+                                 "exchangeable working correlation, robust SE, adjusted for "
+                                 "baseline rate, log(exposure) offset)")
     assert est.secondary.estimate == pytest.approx(0.8)
-    assert est.secondary.estimand_text.endswith("patient-level")
+    assert "patient-level (negative binomial GLMM, random intercept per patient, Laplace ML" \
+        in est.secondary.estimand_text
 
 
 def test_episodes_adapter_refuses_another_comparator():
@@ -160,7 +163,7 @@ def test_pain_window_claim_is_the_slope_difference_times_its_length():
     at_week = estimate_pain(c, result)
     assert at_week.estimate == -0.5 and "at week 12" in at_week.estimand_text
     window = estimate_pain(claim(outcome="pain", intervention="foot_massage",
-                                 measure="mean_difference", value=1, window=[4, 12]), result)
+                                 measure="mean_difference", value=1, week=None, window=[4, 12]), result)
     assert window.estimate == pytest.approx(-0.03 * 8) and window.std_error == pytest.approx(0.08)
     assert "from week 4 to 12" in window.estimand_text
 
@@ -293,8 +296,13 @@ def test_example_records_say_what_was_estimated(example_audit):
     a = example_audit
     assert a.loc["dtm-episodes", "estimand"] == ("rate ratio of episodes, deep-tissue massage "
                                                  "vs usual care, follow-up weeks 0–12, "
-                                                 "patient-level")
-    assert a.loc["dtm-episodes", "secondary"]["estimand"].endswith("population-averaged")
+                                                 "patient-level (negative binomial GLMM, random "
+                                                 "intercept per patient, Laplace ML, adjusted for "
+                                                 "baseline rate, log(exposure) offset)")
+    assert "population-averaged (negative binomial GEE" in a.loc["dtm-episodes", "secondary"][
+        "estimand"]
+    assert "linear mixed model pain_score ~ week * arm * C(overpronated), random (1 + week | "\
+        "patient_id)" in a.loc["orthotics-overpronated-pain", "estimand"]
     assert a.loc["dtm-strength", "uncontrolled"] and "vs usual care" in a.loc["dtm-strength",
                                                                               "estimand"]
     assert "before/after" in a.loc["dtm-strength", "pre_post"]["estimand"]

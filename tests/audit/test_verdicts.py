@@ -41,7 +41,7 @@ Z975, Z80 = 1.95996398454005, 0.841621233572914  # R: qnorm(0.975), qnorm(0.8)
 def claim(**kw):
     base = {"id": "c1", "text": "words", "source": SOURCE, "outcome": "episodes",
             "intervention": "deep_tissue_massage", "comparator": "usual_care",
-            "measure": "percent_reduction", "value": 62}
+            "measure": "percent_reduction", "value": 62, "week": 12}
     return {**base, **kw}
 
 

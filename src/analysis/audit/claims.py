@@ -29,6 +29,7 @@ for a pain claim about a subgroup, the moderator model (pain ~ week * arm * over
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,10 +154,19 @@ class Claim(_Strict):
 
     @property
     def weeks(self) -> tuple[float, float]:
-        """The claim's time frame as (start, end) in weeks: ``window``, else (0, ``week``)."""
+        """The claim's time frame as (start, end) in weeks: ``window``, else (0, ``week``).
+
+        A claim that names no time is resolved by :meth:`ResultsBundle.frame` to the end of the
+        observed follow-up of the arms it compares; before that, its end is NaN.
+        """
         if self.window is not None:
             return (float(self.window[0]), float(self.window[1]))
-        return (0.0, float(self.week if self.week is not None else 12.0))
+        return (0.0, float(self.week) if self.week is not None else float("nan"))
+
+    @property
+    def arms_compared(self) -> list[str]:
+        """The arms whose follow-up the claim needs (the comparator unless ``baseline``)."""
+        return [self.intervention] + ([] if self.uncontrolled else [self.comparator])
 
 
 class ClaimsFile(_Strict):
@@ -251,6 +261,43 @@ class ResultsBundle:
     patients: pd.DataFrame
     control: str
     results: dict = field(default_factory=dict)
+    #: (outcome, subgroup) -> arm -> end of its observed follow-up (analysis.endpoints.timegrid)
+    follow_up: dict = field(default_factory=dict)
+    #: the latest nominal follow-up time of the whole log (episodes: "all follow-up")
+    last_time: float = float("nan")
+
+    def frame(self, claim: Claim) -> tuple[float, float, str | None]:
+        """The claim's (start, end) and, when it cannot be tested there, the reason.
+
+        A claim without ``week`` or ``window`` ends where the observed follow-up of the arms it
+        compares ends (the earliest of them); a claim beyond it is not testable.
+        """
+        from analysis.endpoints.timegrid import beyond_follow_up
+
+        start, end = claim.weeks
+        if (claim.outcome, claim.subgroup) not in self.follow_up:
+            return start, end, None  # a hand-made bundle: no follow-up known, nothing checked
+        ends = self.follow_up[(claim.outcome, claim.subgroup)]
+        arms = claim.arms_compared
+        if claim.uncontrolled and claim.intervention != self.control and self.control in ends:
+            arms = arms + [self.control]
+        if not math.isfinite(end):
+            known = [ends[a] for a in arms if math.isfinite(ends.get(a, math.nan))]
+            end = min(known) if known else math.nan
+        if not math.isfinite(end) or not end > start:
+            return start, end, beyond_follow_up(math.inf, arms, ends) or (
+                f"the log has no follow-up after week {start:g} in the arms compared")
+        return start, end, beyond_follow_up(end, arms, ends)
+
+    def resolved(self, claim: Claim) -> Claim:
+        """The claim with its end made explicit (``week``) when it named none."""
+        if claim.week is not None or claim.window is not None:
+            return claim
+        return claim.model_copy(update={"week": self.frame(claim)[1]})
+
+    def key(self, claim: Claim) -> tuple:
+        """:func:`result_key` of the claim on its resolved time frame."""
+        return result_key(self.resolved(claim), self.last_time)
 
     def arm_counts(self, subgroup: str | None = None) -> dict[str, int]:
         """Patients per arm, within ``subgroup`` when given."""
@@ -260,16 +307,29 @@ class ResultsBundle:
         return {str(k): int(v) for k, v in p.groupby(p["arm"].astype(str)).size().items()}
 
 
-def result_key(claim: Claim) -> tuple:
-    """Which result a claim reads: (model, subgroup, week); week only for responders.
+def result_key(claim: Claim, last_time: float = float("inf")) -> tuple:
+    """Which result a claim reads: (model, subgroup, when).
 
-    A pain claim about a subgroup reads the moderator model (all patients, arm x foot posture);
-    other subgroup claims read their outcome's model fitted to the subgroup's patients.
+    ``when`` is the responders' week; for episodes the claim's (start, end) window, or None when
+    it spans all follow-up (start 0, end at or after ``last_time``); None otherwise. A pain claim
+    about a subgroup reads the moderator model (all patients, arm x foot posture); other subgroup
+    claims read their outcome's model fitted to the subgroup's patients.
     """
     if claim.outcome == "pain" and claim.subgroup is not None:
         return ("moderator", None, None)
-    week = claim.weeks[1] if claim.outcome == "responders" else None
-    return (claim.outcome, claim.subgroup, week)
+    start, end = claim.weeks
+    when = None
+    if claim.outcome == "responders":
+        when = end
+    elif claim.outcome == "episodes" and (start > 0 or end < last_time):
+        when = (start, end)
+    return (claim.outcome, claim.subgroup, when)
+
+
+def follow_up_column(claim: Claim, models_cfg) -> str:
+    """The column whose recorded values say how long an arm was followed for this claim."""
+    return {"episodes": "episodes", "strength": "strength"}.get(claim.outcome,
+                                                                 models_cfg.pain.outcome)
 
 
 def patient_table(data: pd.DataFrame, overpronated_above: float = 5.0) -> pd.DataFrame:
@@ -310,34 +370,60 @@ def fit_claim_models(data: pd.DataFrame, claims: ClaimsFile, cfg, fitted: dict |
     if missing:
         raise InputError(f"fit_claim_models: the visit table lacks {missing} (call "
                          "analysis.intake.arms.assign_arms first)")
+    from analysis.endpoints.timegrid import follow_up_end, nominal
+
     m, control = cfg.models, cfg.control
     threshold = m.moderator.overpronated_above
     bundle = ResultsBundle(patient_table(data, threshold), control)
+    follow = data["week"][data["week"] > 0] if "week" in data else pd.Series(dtype=float)
+    bundle.last_time = float(nominal(follow).max()) if len(follow) else math.nan
     for name, result in (fitted or {}).items():
         week = result.definition["week"] if name == "responders" else None
         bundle.results[(name, None, week)] = result
     for claim in claims.claims:
-        key = result_key(claim)
+        d = _subgroup_rows(data, bundle, claim.subgroup)
+        where = (claim.outcome, claim.subgroup)
+        if where not in bundle.follow_up:
+            bundle.follow_up[where] = follow_up_end(d, follow_up_column(claim, m),
+                                                    min_patients=cfg.disclosure_threshold)
+        if bundle.frame(claim)[2] is not None:
+            continue  # beyond the observed follow-up: nothing to fit
+        key = bundle.key(claim)
         if key in bundle.results:
             continue
-        model, subgroup, week = key
-        d = data
-        if subgroup is not None:
-            ids = bundle.patients.loc[bundle.patients["overpronated"]
-                                      == float(subgroup == "overpronated"), "patient_id"]
-            d = data[data["patient_id"].isin(set(ids))]
+        model, subgroup, when = key
+        if model == "moderator":
+            d = data
         try:
-            bundle.results[key] = _fit(model, d, control, m, week, cfg.design)
+            bundle.results[key] = _fit(model, d, control, m, when, cfg.design)
         except OutcomesError as exc:
             bundle.results[key] = f"the {model} model could not be fitted ({exc})"
     return bundle
+
+
+def _subgroup_rows(data: pd.DataFrame, bundle: ResultsBundle, subgroup: str | None):
+    if subgroup is None:
+        return data
+    ids = bundle.patients.loc[bundle.patients["overpronated"]
+                              == float(subgroup == "overpronated"), "patient_id"]
+    return data[data["patient_id"].isin(set(ids))]
+
+
+def episode_rows(d: pd.DataFrame, window: tuple[float, float] | None) -> pd.DataFrame:
+    """Baseline rows and the follow-up rows whose nominal week lies in (start, end]."""
+    if window is None:
+        return d
+    from analysis.endpoints.timegrid import nominal
+
+    t = nominal(d["week"])
+    return d[(d["week"] <= 0) | ((t > window[0]) & (t <= window[1]))]
 
 
 def _fit(model: str, d: pd.DataFrame, control: str, m, week, design: str = "observational"):
     # imported here: the claims file model must load without the model stack
     if model == "episodes":
         from analysis.endpoints.episodes import fit_episode_models
-        return fit_episode_models(d, control, family=m.episodes.family,
+        return fit_episode_models(episode_rows(d, week), control, family=m.episodes.family,
                                   primary=m.episodes.primary, covariates=m.episodes.covariates,
                                   alpha=m.alpha)
     if model == "pain":

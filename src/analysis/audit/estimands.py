@@ -40,12 +40,14 @@ from dataclasses import replace
 
 import pandas as pd
 
-from analysis.audit.claims import Claim, result_key
+from analysis.audit.claims import Claim
 from analysis.audit.estimate import Estimate, NotTestable, _row, _wald, _where, arm_words
+from analysis.audit.model_text import count_words, lmm_result_words
 
 
 def estimate_episodes(claim: Claim, result, primary: str | None = None,
-                      n_per_arm: dict | None = None, alpha: float = 0.05) -> Estimate:
+                      n_per_arm: dict | None = None, alpha: float = 0.05,
+                      covariates=()) -> Estimate:
     """Rate ratio of episodes, arm vs control, from :func:`analysis.endpoints.episodes.fit_episode_models`.
 
     Parameters
@@ -75,8 +77,7 @@ def estimate_episodes(claim: Claim, result, primary: str | None = None,
                           f"not with {claim.comparator!r}")
     primary = primary or result.primary
     start, end = claim.weeks
-    notes = [f"the model estimates one rate ratio over all follow-up visits (week > 0); the "
-             f"claim's weeks {start:g}-{end:g} are read as that"] if start > 0 else []
+    notes = []
 
     def one(estimand):
         row = _row(result.rate_ratios, estimand=estimand, arm=claim.intervention)
@@ -85,7 +86,7 @@ def estimate_episodes(claim: Claim, result, primary: str | None = None,
         status = result.health[estimand].status if estimand in result.health else ""
         text = (f"rate ratio of episodes, {arm_words(claim.intervention)} vs "
                 f"{arm_words(result.control)}{_where(claim)}, follow-up weeks {start:g}–{end:g}, "
-                f"{estimand.replace('_', '-')}")
+                f"{estimand.replace('_', '-')} ({count_words(result, estimand, covariates)})")
         try:
             return _wald(text, "ratio", row, n_per_arm or {}, alpha, ratio_from_log=True,
                          notes=notes)
@@ -197,7 +198,7 @@ def estimate_pain(claim: Claim, result, n_per_arm: dict | None = None, alpha: fl
                               f"{start:g} to {end:g}, {arm} vs {ctrl}{_where(claim)}",
                 "week": f"difference in mean pain (0–10) at week {end:g}, {arm} vs {ctrl}"
                         f"{_where(claim)}"}[kind]
-        return _wald(what + " (mixed model, Satterthwaite df)", "difference", row, n, alpha)
+        return _wald(f"{what} ({lmm_result_words(result)})", "difference", row, n, alpha)
 
     diff = _scaled(_lookup(tabs["slope_differences"], grid, kind="slope difference",
                            arm=claim.intervention), span)
@@ -258,7 +259,7 @@ def estimate_strength(claim: Claim, result, n_per_arm: dict | None = None, alpha
                 f"{_where(claim)}, before/after (uncontrolled)" if kind == "pre_post" else
                 f"ratio of the change in strength from week {start:g} to {end:g}, {arm} vs "
                 f"{ctrl}{_where(claim)}")
-        return _wald(what + " (log-scale mixed model)", "ratio", row, n, alpha,
+        return _wald(f"{what} (log scale: {lmm_result_words(result)})", "ratio", row, n, alpha,
                      ratio_from_log=True)
 
     diff = slope(f"week slope: {claim.intervention} - {control}")
@@ -345,17 +346,22 @@ def estimate_claim(claim: Claim, bundle, cfg) -> Estimate:
             raise NotTestable(f"arm {arm!r}{where} has fewer than {k} patients (the "
                               "disclosure threshold), so it is not reported")
     control_ok = counts.get(control, 0) >= k
+    reason = bundle.frame(claim)[2]
+    if reason is not None:
+        raise NotTestable(reason)
+    key, claim = bundle.key(claim), bundle.resolved(claim)
     if claim.uncontrolled and control_ok and control != claim.intervention:
         arms.append(control)
     n = {a: counts[a] for a in arms}
-    result = bundle.results.get(result_key(claim))
+    result = bundle.results.get(key)
     if result is None:
         raise NotTestable(f"no {claim.outcome} results: the model was not fitted")
     if isinstance(result, str):
         raise NotTestable(result)
     alpha = cfg.models.alpha
     if claim.outcome == "episodes":
-        est = estimate_episodes(claim, result, cfg.models.episodes.primary, n, alpha)
+        est = estimate_episodes(claim, result, cfg.models.episodes.primary, n, alpha,
+                                cfg.models.episodes.covariates)
     elif claim.outcome == "pain":
         est = estimate_pain(claim, result, n, alpha, control_ok)
     elif claim.outcome == "strength":

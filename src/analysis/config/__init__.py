@@ -10,7 +10,14 @@ of the file's columns), ``models`` (analysis options), ``outcomes`` (what each o
 (YAML in, errors named by key). The names below are the package's public face.
 """
 
-from analysis.config.data import CONSTANT_COLUMNS, CONTRACT_COLUMNS, DEFAULT_INTERVENTIONS, ReadOptions, ScaleRange
+from analysis.config.data import (
+                                     CONSTANT_COLUMNS,
+                                     CONTRACT_COLUMNS,
+                                     DEFAULT_INTERVENTIONS,
+                                     ReadOptions,
+                                     ScaleRange,
+)
+from analysis.config.loading import _format_errors, load_config, load_yaml, parse_config
 from analysis.config.mapping import (
                                      UNIT_WORD,
                                      WEEKS_PER_UNIT,
@@ -20,15 +27,14 @@ from analysis.config.mapping import (
                                      from_weeks,
                                      to_weeks,
 )
-from analysis.config.loading import _format_errors, load_config, load_yaml, parse_config
 from analysis.config.models import (
-                                    BenchmarkingOptions,
-                                    EpisodesModelOptions,
-                                    ModelsConfig,
-                                    ModeratorOptions,
-                                    PainModelOptions,
-                                    ResponderOptions,
-                                    StrengthModelOptions,
+                                     BenchmarkingOptions,
+                                     EpisodesModelOptions,
+                                     ModelsConfig,
+                                     ModeratorOptions,
+                                     PainModelOptions,
+                                     ResponderOptions,
+                                     StrengthModelOptions,
 )
 from analysis.config.outcomes import DEFAULT_OUTCOMES, Mcid, OutcomeMeta, outcome_meta
 from analysis.config.run import RunConfig

@@ -43,7 +43,8 @@ class PainModelOptions(_Section):
     covariates: list[str] = Field(default_factory=list, description="added to the default formula")
     random: Literal["intercept", "slope"] = "slope"
     clinic_level: bool = False
-    weeks: list[Week] = Field(default_factory=lambda: [0.0, 4.0, 8.0, 12.0], max_length=100)
+    weeks: list[Week] | None = Field(None, max_length=100, description="report times; default the log's own "
+                                     "schedule (analysis.endpoints.timegrid)")
     engine: Literal["auto", "pls", "statsmodels"] = "auto"
     optimizers: list[str] = Field(default_factory=lambda: ["lbfgs", "bfgs", "powell", "nm"])
 
@@ -86,7 +87,7 @@ class StrengthModelOptions(_Section):
 
 
 class ResponderOptions(_Section):
-    week: Week = 12.0
+    week: Week | None = Field(None, description="default the last report time")
     min_points: float = Field(2.0, gt=0)
     min_percent: float = Field(30.0, gt=0, le=100)
     window: float = Field(2.0, ge=0, le=MAX_WEEK, description="weeks either side of `week` a follow-up may fall")
@@ -113,7 +114,7 @@ class BenchmarkingOptions(_Section):
     clinic_id: str = Field("", max_length=200,
                            description="the clinic to highlight as 'your clinic'; '' = none (network view)")
     week: float | None = Field(None, gt=0, le=MAX_WEEK, description="last week of the funnel's pain change; "
-                                                       "default the last of models.pain.weeks")
+                                                       "default the last report time")
     min_follow_up_week: float = Field(4.0, ge=0, le=MAX_WEEK, description="earliest week a follow-up score may be from")
     adjust_for_baseline: bool = Field(True, description="adjust for baseline pain as well as for arm")
     overdispersion: Literal["none", "multiplicative", "additive"] = Field(

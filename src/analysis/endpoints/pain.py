@@ -17,7 +17,8 @@ and contrasts with Satterthwaite df (lmerTest), 95 % t intervals — see :mod:`a
 
 **Reported.** Fixed effects with readable names (``arm[orthotics]``, ``week:arm[orthotics]`` —
 :func:`analysis.models.formulas.readable_term`); variance components (SD/correlation, lme4's ``sdcor``);
-marginal means per arm at ``options.weeks``, arm - control at each week, slopes per arm and slope
+marginal means per arm at ``options.weeks`` (default: the log's own schedule,
+:func:`analysis.endpoints.timegrid.observed_times`), arm - control at each week, slopes per arm and slope
 differences vs control (:func:`analysis.models.marginal.arm_tables`); fit health.
 
 **Data handling.** Rows with a missing outcome, time, arm or covariate are left out (the model is
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import PainModelOptions
+from analysis.endpoints.timegrid import report_weeks
 from analysis.models.health import FitHealth, not_estimable
 from analysis.models.lmm import LmmFit, empty_tidy, fit_lmm
 from analysis.models.marginal import arm_tables
@@ -157,7 +159,8 @@ def _empty(outcome, formula, control, health) -> PainResult:
 def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
                    control: str = "usual_care", arm_col: str = "arm", alpha: float = 0.05,
                    time: str = "week", group: str = "patient_id",
-                   clinic: str = "clinic_id", design: str = "observational"):
+                   clinic: str = "clinic_id", design: str = "observational",
+                   min_patients: int = 1):
     """Fit the pain mixed model and its marginal means and contrasts.
 
     Parameters
@@ -172,6 +175,9 @@ def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
         Column names.
     alpha : float
         1 - confidence level.
+    min_patients : int
+        When ``options.weeks`` is not given, means are reported at the nominal times at which
+        every arm has at least this many patients with the outcome (the disclosure threshold).
 
     design : {"observational", "randomised"}
         The run's ``design:``; with ``options.analysis`` unset, a randomised design with
@@ -207,7 +213,8 @@ def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
         fit.health.add_warning(note)
     if not fit.estimated:
         return _empty(outcome, formula, control, fit.health)
-    tabs = arm_tables(fit, arm_col, control, time, options.weeks, alpha)
+    weeks = report_weeks(options.weeks, df, outcome, time, arm_col, group, min_patients)
+    tabs = arm_tables(fit, arm_col, control, time, weeks, alpha)
     return PainResult(outcome=outcome, formula=formula, control=control,
                       fixed_effects=fit.fixed_effects, variance_components=fit.variance_components,
                       marginal_means=tabs["means"], contrasts=tabs["contrasts"], slopes=tabs["slopes"],

@@ -124,8 +124,8 @@ def check_weeks_within_data(cfg, data) -> None:
     # Only weeks the user wrote are checked: the defaults adapt to short logs by themselves.
     asked = []
     if "weeks" in cfg.models.pain.model_fields_set:
-        asked += [(f"models.pain.weeks[{i}]", w) for i, w in enumerate(cfg.models.pain.weeks)]
-    if "week" in cfg.models.responders.model_fields_set:
+        asked += [(f"models.pain.weeks[{i}]", w) for i, w in enumerate(cfg.models.pain.weeks or [])]
+    if cfg.models.responders.week is not None:
         asked.append(("models.responders.week", cfg.models.responders.week))
     if cfg.benchmarking.week is not None:
         asked.append(("benchmarking.week", cfg.benchmarking.week))

@@ -30,7 +30,7 @@ from analysis.endpoints.pain import BASELINE_MAX_WEEK
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
 from analysis.report.outcome_words import time_phrase, words
-from analysis.report.sections.common import has_values, health_table
+from analysis.report.sections.common import has_values, health_table, last_report_week
 
 YOUR_CLINIC = "your clinic"
 POOLED = "other small clinics"
@@ -105,7 +105,7 @@ def run(ctx: RunContext, clinic_id: str = "") -> Section:
     tables["health"] = ctx.public_table("benchmarking_health", health_table({"benchmarking": effects.health}),
                                         count_column=None)
     results["clinic_effects"] = _clinic_effects(ctx, effects, labels, tables, figs, sentences)
-    week = opts.week if opts.week is not None else max(cfg.models.pain.weeks)
+    week = opts.week if opts.week is not None else (last_report_week(ctx, visits) or 0.0)
     results["funnel"] = _funnel(ctx, visits, labels, week, tables, figs, sentences)
 
     small = sorted(c for c, n in sizes.items() if n < k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.endpoints.timegrid import report_weeks as _report_weeks
 from analysis.report.context import RunContext, Section
 from analysis.report.disclosure import attach_arm_counts
 
@@ -47,3 +48,18 @@ def status_sentence(what: str, health) -> str | None:
     if health.estimated:
         return None
     return f"The {what} could not be estimated ({health.status.removeprefix('not estimable: ')})."
+
+
+def report_weeks(ctx: RunContext, visits: pd.DataFrame | None = None) -> list[float]:
+    """The run's report times: ``models.pain.weeks``, else the log's own schedule (every arm with
+    at least the disclosure threshold of patients with pain recorded; docs/wording.md, Times)."""
+    cfg = ctx.cfg
+    visits = ctx.visits() if visits is None else visits
+    return _report_weeks(cfg.models.pain.weeks, visits, cfg.models.pain.outcome,
+                         min_patients=cfg.disclosure_threshold)
+
+
+def last_report_week(ctx: RunContext, visits: pd.DataFrame | None = None) -> float | None:
+    """The last report time (None when the log has no time that every arm reaches)."""
+    weeks = report_weeks(ctx, visits)
+    return max(weeks) if weeks else None

@@ -3,17 +3,20 @@ trajectories with intervals, missingness."""
 
 from __future__ import annotations
 
+from analysis.config import UNIT_WORD
 from analysis.endpoints import describe
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
-from analysis.config import UNIT_WORD
 from analysis.report.outcome_words import bin_width, report_unit, time_axis, time_phrase, words
+from analysis.report.sections.common import last_report_week
 
 
 def run(ctx: RunContext) -> Section:
     visits = ctx.visits()
     opts = ctx.cfg.models
-    completion_week = max(opts.pain.weeks) - 2 * bin_width(ctx.cfg)  # two report units before the last time
+    last = last_report_week(ctx, visits)
+    # two report units before the last time
+    completion_week = (last - 2 * bin_width(ctx.cfg)) if last is not None else 0.0
     flow = ctx.public_table("flow", describe.flow_by_arm(visits, completion_week), key_columns=["arm", "stage"])
     w = words(ctx.cfg, "pain_score")
     baseline = ctx.public_table("baseline", describe.baseline_by_arm(

@@ -15,6 +15,7 @@ from analysis.report.sections.common import (
     health_table,
     not_analysed,
     public_model_table,
+    report_weeks,
     status_sentence,
 )
 from analysis.report.wording import difference_sentence
@@ -26,6 +27,11 @@ def run(ctx: RunContext) -> Section:
     visits = ctx.visits()
     if not has_values(visits, opts.outcome):
         return not_analysed(ctx, "models.pain", f"the log has no {opts.outcome} values")
+    weeks = report_weeks(ctx, visits)
+    if not weeks:
+        return not_analysed(ctx, "models.pain", f"no visit time has at least {cfg.disclosure_threshold} "
+                            f"patients with {opts.outcome} in every arm")
+    opts = opts.model_copy(update={"weeks": weeks})
     result = fit_pain_model(visits, opts, control=cfg.control, alpha=cfg.models.alpha,
                             design=cfg.design)
     ctx.save_fit("pain", result)  # the claims audit (08) grades on this fit

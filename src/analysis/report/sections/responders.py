@@ -14,6 +14,7 @@ from analysis.report.outcome_words import responder_thresholds, time_phrase, wor
 from analysis.report.sections.common import (
     has_values,
     health_table,
+    last_report_week,
     not_analysed,
     public_model_table,
 )
@@ -27,6 +28,11 @@ def run(ctx: RunContext) -> Section:
         ctx.results("models.moderator", {"status": "not analysed: the log has no pain scores"})
         return not_analysed(ctx, "models.responders", "the log has no pain scores")
     r_opts = cfg.models.responders
+    week = r_opts.week if r_opts.week is not None else last_report_week(ctx, visits)
+    if week is None:
+        ctx.results("models.moderator", {"status": "not analysed: no visit time every arm reaches"})
+        return not_analysed(ctx, "models.responders", "no visit time has enough patients in every arm")
+    r_opts = r_opts.model_copy(update={"week": week})
     w = words(cfg, "pain_score")
     min_points, min_percent = responder_thresholds(cfg)
     resp = responder_analysis(visits, cfg.control, week=r_opts.week, min_points=min_points,

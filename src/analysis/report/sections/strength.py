@@ -4,6 +4,7 @@ mixed model on log(strength)."""
 from __future__ import annotations
 
 from analysis.endpoints.strength import fit_strength_model
+from analysis.endpoints.timegrid import report_weeks as _report_weeks
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
 from analysis.report.sections.common import (
@@ -23,10 +24,14 @@ def run(ctx: RunContext) -> Section:
     if not has_values(visits, "strength"):
         return not_analysed(ctx, "models.strength", "the log has no strength measurements")
     pain_opts = cfg.models.pain
-    horizon = max(pain_opts.weeks)
+    weeks = _report_weeks(cfg.models.pain.weeks, visits, "strength", min_patients=cfg.disclosure_threshold)
+    if not weeks:
+        return not_analysed(ctx, "models.strength", f"no visit time has at least {cfg.disclosure_threshold} "
+                            "patients with strength measured in every arm")
+    horizon = max(weeks)
     result = fit_strength_model(visits, cfg.models.strength, control=cfg.control, alpha=cfg.models.alpha,
                                 horizon=horizon, random=pain_opts.random, clinic_level=pain_opts.clinic_level,
-                                weeks=tuple(pain_opts.weeks), engine=pain_opts.engine,
+                                weeks=tuple(weeks), engine=pain_opts.engine,
                                 optimizers=tuple(pain_opts.optimizers))
     ctx.save_fit("strength", result)  # the claims audit (08) grades on this fit
     health = health_table({"strength": result.health})

@@ -1,0 +1,113 @@
+"""The time grid comes from the data: report times and each arm's observed follow-up.
+
+Rules (docs/wording.md, "Times"):
+
+* **Report times.** ``models.pain.weeks`` when the config gives it; otherwise the log's own
+  schedule: the nominal visit times (each visit time rounded to a whole time unit, so a week-4
+  visit on day 30 counts as week 4) at which at least ``min_patients`` patients (the disclosure
+  threshold) *of every arm* have the outcome recorded.
+* **Observed follow-up of an arm.** The latest nominal time by which at least ``min_patients``
+  patients of the arm are still observed (their last recorded value is at or after it). Nothing
+  is estimated, said or graded at a time beyond the observed follow-up of any arm compared: a
+  claim at week 12 on a log that follows its arms to week 6 is *not testable*, with that reason.
+
+Nothing here fits a model; the grid only decides where the models are read.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def nominal(times) -> np.ndarray:
+    """Visit times rounded to the nearest whole time unit (the nominal schedule)."""
+    return np.round(np.asarray(times, dtype=float))
+
+
+def _recorded(data: pd.DataFrame, outcome: str | None, time: str, arm_col: str) -> pd.DataFrame:
+    cols = [time, arm_col] + ([outcome] if outcome else [])
+    if any(c not in data.columns for c in cols):
+        return data.iloc[0:0]
+    d = data[data[time].notna() & data[arm_col].notna()]
+    if outcome:
+        d = d[pd.to_numeric(d[outcome], errors="coerce").notna()]
+    return d
+
+
+def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
+                   arm_col: str = "arm", group: str = "patient_id",
+                   min_patients: int = 1) -> list[float]:
+    """Nominal times at which every arm has at least ``min_patients`` patients with the outcome.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Visit table with ``group``, ``time``, ``arm_col`` and ``outcome``.
+    outcome : str or None
+        The outcome column (None: any visit counts).
+    min_patients : int
+        The disclosure threshold.
+
+    Returns
+    -------
+    list of float
+        Sorted; empty when no time qualifies.
+    """
+    d = _recorded(data, outcome, time, arm_col)
+    if d.empty:
+        return []
+    frame = pd.DataFrame({"t": nominal(d[time]), "arm": d[arm_col].astype(str).to_numpy(),
+                          "p": d[group].to_numpy()})
+    counts = frame.drop_duplicates().groupby(["t", "arm"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=sorted(frame["arm"].unique()), fill_value=0)
+    keep = counts.index[(counts >= max(int(min_patients), 1)).all(axis=1)]
+    return [float(t) for t in sorted(keep)]
+
+
+def follow_up_end(data: pd.DataFrame, outcome: str | None, time: str = "week",
+                  arm_col: str = "arm", group: str = "patient_id",
+                  min_patients: int = 1) -> dict[str, float]:
+    """Each arm's observed follow-up: the latest nominal time at least ``min_patients`` reach.
+
+    Returns
+    -------
+    dict of str to float
+        Arm -> the ``min_patients``-th largest nominal last-observed time of its patients
+        (NaN when the arm has fewer patients with the outcome).
+    """
+    d = _recorded(data, outcome, time, arm_col)
+    out: dict[str, float] = {}
+    if d.empty:
+        return out
+    last = pd.DataFrame({"t": nominal(d[time]), "arm": d[arm_col].astype(str).to_numpy(),
+                         "p": d[group].to_numpy()}).groupby(["arm", "p"])["t"].max()
+    k = max(int(min_patients), 1)
+    for arm, times in last.groupby(level=0):
+        ordered = np.sort(times.to_numpy())[::-1]
+        out[str(arm)] = float(ordered[k - 1]) if len(ordered) >= k else math.nan
+    return out
+
+
+def report_weeks(weeks, data: pd.DataFrame, outcome: str | None, time: str = "week",
+                 arm_col: str = "arm", group: str = "patient_id",
+                 min_patients: int = 1) -> list[float]:
+    """``weeks`` when given (the config's override), else :func:`observed_times`."""
+    if weeks:
+        return [float(w) for w in weeks]
+    return observed_times(data, outcome, time, arm_col, group, min_patients)
+
+
+def beyond_follow_up(end: float, arms, ends: dict[str, float], unit: str = "week") -> str | None:
+    """The reason a time ``end`` lies beyond the observed follow-up of one of ``arms``, or None."""
+    for arm in arms:
+        last = ends.get(arm, math.nan)
+        if not math.isfinite(last):
+            return (f"arm {arm!r} has too few patients with the outcome to know how long it was "
+                    "followed")
+        if end > last:
+            return (f"the log follows arm {arm!r} only to {unit} {last:g} (the last time enough "
+                    f"patients are still observed), so nothing can be said at {unit} {end:g}")
+    return None
