@@ -46,7 +46,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.audit.claims import Claim, ClaimsFile
 from analysis.audit.estimands import estimate_claim
-from analysis.audit.estimate import Estimate, NotTestable, arm_words
+from analysis.audit.estimate import Estimate, NotTestable
 from analysis.results import to_jsonable
 
 SUPPORTED, OVERSTATED, INCONCLUSIVE, CONTRADICTED, NOT_TESTABLE = (
@@ -215,10 +215,9 @@ AUDIT_COLUMNS = [
     "claimed", "direction", "p_value", "p_holm", "mde", "n_needed_per_arm", "n_per_arm",
     "uncontrolled", "pre_post", "share_of_change_in_control", "secondary", "plain", "notes"]
 
-# (word when the outcome goes up, word when it goes down, noun) for plain sentences
+# (word when the outcome goes up, word when it goes down, noun) for the units label
 _WORDS = {"episodes": ("more", "fewer", "episodes"), "pain": ("more", "less", "pain"),
           "strength": ("more", "less", "strength"), "responders": ("more", "fewer", "responders")}
-_UNIT = {"ratio": "%", "difference": " points", "proportion_difference": " percentage points"}
 
 
 def audit_claims(claims: ClaimsFile, bundle, cfg) -> pd.DataFrame:
@@ -292,7 +291,7 @@ def _base(claim: Claim) -> dict:
 
 def _not_testable(claim: Claim, reason: str) -> dict:
     return {**{c: None for c in AUDIT_COLUMNS}, **_base(claim), "verdict": NOT_TESTABLE,
-            "reason": reason, "plain": f"This claim cannot be checked with these data: {reason}.",
+            "reason": reason, "plain": None,
             "notes": []}
 
 
@@ -349,88 +348,5 @@ def _graded(claim, est: Estimate, p_holm, level, alpha, adjusted) -> dict:
            "n_per_arm": dict(est.n_per_arm), **other,
            "share_of_change_in_control": est.share_of_change_in_control,
            "notes": list(est.notes)}
-    row["plain"] = plain_sentence(claim, est, row, verdict, low, c)
+    row["plain"] = None  # the sentence is the report's (analysis.report.wording.claim_sentence)
     return row
-
-
-def _amount(u: float, scale: str) -> str:
-    return f"{abs(u):.1f}" if scale == "difference" else f"{abs(u):.0f}"
-
-
-def _word(u: float, claim: Claim) -> str:
-    up, down, _ = _WORDS[claim.outcome]
-    return up if (u > 0) == (claim_sign(claim) > 0) else down
-
-
-def _phrase(u: float, claim: Claim, scale: str) -> str:
-    noun = _WORDS[claim.outcome][2]
-    if float(_amount(u, scale)) == 0:
-        return f"the same {noun}"
-    return f"{_amount(u, scale)}{_UNIT[scale]} {_word(u, claim)} {noun}"
-
-
-def _between(lo: float, hi: float, claim: Claim, scale: str) -> str:
-    """'between 8% and 34% fewer episodes', 'between 16% more and 23% fewer episodes'."""
-    unit, noun = _UNIT[scale], _WORDS[claim.outcome][2]
-    small, large = sorted((lo, hi), key=abs)
-    if float(_amount(large, scale)) == 0:
-        return "about no difference"
-    if float(_amount(small, scale)) == 0:
-        return f"between no difference and {_phrase(large, claim, scale)}"
-    if _word(lo, claim) == _word(hi, claim):
-        first = _amount(small, scale) + (unit if scale == "ratio" else "")
-        return f"between {first} and {_amount(large, scale)}{unit} {_word(large, claim)} {noun}"
-    return (f"between {_amount(lo, scale)}{unit} {_word(lo, claim)} and "
-            f"{_amount(hi, scale)}{unit} {_word(hi, claim)} {noun}")
-
-
-def plain_sentence(claim: Claim, est: Estimate, row: dict, verdict: str, low: float,
-                   claimed: float | None) -> str:
-    """One sentence for a clinic owner: what the data show, and how that meets the claim."""
-    scale, start, end = est.scale, *claim.weeks
-    when = "" if claim.outcome == "episodes" else (
-        f" at week {end:g}" if claim.window is None else f" from week {start:g} to {end:g}")
-    sub = f" (in {claim.subgroup.replace('_', '-')} feet)" if claim.subgroup else ""
-    arm = arm_words(claim.intervention)
-    said = f"about {_phrase(row['estimate'], claim, scale)}"
-    rng = _between(row["conf_low"], row["conf_high"], claim, scale)
-    if claim.uncontrolled and est.pre_post is None:
-        text = (f"With {arm}{sub}, patients had {said}{when} than at the start ({rng}), a "
-                "before/after change with no comparison group")
-    elif claim.uncontrolled:
-        pre, ctrl = row["pre_post"], arm_words(claim_control(est, claim))
-        share = est.share_of_change_in_control
-        also = f" (about {share:.0%} of that change)" if share is not None and share > 0 else ""
-        text = (f"With {arm}{sub}, patients had about "
-                f"{_phrase(pre['estimate'], claim, scale)}{when} than at the start, but "
-                f"patients on {ctrl} changed too{also}; compared with {ctrl} that is {said} "
-                f"({rng})")
-    else:
-        than = "as" if said.startswith("about the same") else "than"
-        text = (f"With {arm}{sub} the data show {said} {than} with "
-                f"{arm_words(claim.comparator)}{when} ({rng})")
-    if claimed is None:
-        tail = {SUPPORTED: ", as claimed.", CONTRADICTED: ", the opposite of the claim.",
-                INCONCLUSIVE: "; that fits no difference too, so the data cannot tell whether "
-                              "it helps."}[verdict]
-        return text + tail
-    said_claim = f"the {_amount(row['claimed'], scale)}{_UNIT[scale]} claimed"
-    if verdict == SUPPORTED:
-        tail = (f", even more than {said_claim}." if low > claimed
-                else f", in line with {said_claim}.")
-    elif verdict == OVERSTATED:
-        well = "well " if row["estimate"] < row["claimed"] / 2 else ""  # under half the claim
-        tail = f", {well}short of {said_claim}."
-    elif verdict == INCONCLUSIVE:
-        tail = f"; that fits both no difference and {said_claim}, so the data cannot tell."
-    elif row["conf_high"] < 0:
-        tail = ", the opposite of the claim."
-    else:
-        tail = f"; that rules out {said_claim} and fits no difference at all."
-    return text + tail
-
-
-def claim_control(est: Estimate, claim: Claim) -> str:
-    """The control arm of a before/after claim's controlled estimate (the other arm counted)."""
-    others = [a for a in est.n_per_arm if a != claim.intervention]
-    return others[0] if others else "the control arm"

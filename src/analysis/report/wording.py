@@ -1,8 +1,24 @@
-"""Plain words for numbers: what a clinic owner reads before any p-value."""
+"""Plain words for numbers: what a clinic owner reads before any p-value.
+
+Every sentence follows a rule of docs/wording.md; the numbers in it come from
+:mod:`analysis.report.numbers` (one decimal for points, whole percentages, direction said once,
+sizes set against the MCID, "clearly" only for an interval that excludes no effect and a size at
+or above the MCID).
+"""
 
 from __future__ import annotations
 
 import math
+
+from analysis.report.numbers import (
+    NO_CLEAR,
+    amount,
+    change_phrase,
+    mcid_phrase,
+    missing,
+    size_words,
+    versus,
+)
 
 
 def pretty_arm(arm: str) -> str:
@@ -20,25 +36,148 @@ def certainty(low: float, high: float, null: float = 0.0) -> str:
 
 def difference_sentence(arm: str, control: str, estimate: float, low: float, high: float,
                         unit: str, week: float, lower_is_better: bool = True,
-                        when: str | None = None, points: str = "points") -> str:
-    """E.g. 'At week 12, pain with orthotics was 0.4 points lower than with usual care (…).'
+                        when: str | None = None, points: str = "points",
+                        mcid: float | None = None) -> str:
+    """'At week 12, orthotics vs usual care: 0.4 points less pain (…) — less than the 2 points
+    patients notice; no clear difference.'
 
     ``unit`` is the outcome's word, ``when`` the time in the report's unit (default
-    ``week <week>``), ``points`` the outcome's unit (:mod:`analysis.report.outcome_words`)."""
-    if estimate is None or (isinstance(estimate, float) and math.isnan(estimate)):
+    ``week <week>``), ``points`` the outcome's unit (:mod:`analysis.report.outcome_words`),
+    ``mcid`` the smallest difference patients notice (None: no MCID clause)."""
+    if missing(estimate):
         return f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: withheld or not estimable."
-    direction = "lower" if estimate < 0 else "higher"
-    better = (estimate < 0) == lower_is_better
+    words = size_words(estimate, low, high, "lower" if lower_is_better else "higher", mcid)
     when = when or f"week {week:g}"
-    return (f"At {when}, {unit} with {pretty_arm(arm)} was {abs(estimate):.1f} {points} {direction} "
-            f"than with {pretty_arm(control)} ({'better' if better else 'worse'}; 95% interval "
-            f"{low:+.1f} to {high:+.1f}; {certainty(low, high)}).")
+    return (f"At {when}, {pretty_arm(arm)} vs {pretty_arm(control)}: "
+            f"{change_phrase(estimate, low, high, unit, 'more', 'less', unit=points)}"
+            f"{mcid_phrase(estimate, mcid, points)}; {words}.")
 
 
 def percent_sentence(arm: str, control: str, pct: float, low: float, high: float, what: str) -> str:
-    """E.g. 'Deep tissue massage: 26% fewer episodes than usual care (95% interval 10% to 39%).'"""
-    if pct is None or (isinstance(pct, float) and math.isnan(pct)):
+    """'Deep tissue massage vs usual care: 26 % fewer knee-pain episodes (10 to 39 %); better.'
+
+    ``pct``, ``low``, ``high`` are percent *reductions* (100 (1 - RR)), as the episode tables hold.
+    """
+    if missing(pct):
         return f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: withheld or not estimable."
-    word = "fewer" if pct >= 0 else "more"
-    return (f"{pretty_arm(arm).capitalize()}: {abs(pct):.0f}% {word} {what} than {pretty_arm(control)} "
-            f"(95% interval {low:.0f}% to {high:.0f}% fewer; {certainty(low, high)}).")
+    # a reduction of r % is a change of -r %
+    words = size_words(-pct, -low, -high, "lower", None)
+    return (f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: "
+            f"{change_phrase(-pct, -high, -low, what, 'more', 'fewer', kind='percent')}; {words}.")
+
+
+def strength_sentence(arm: str, control: str, arm_change: float, control_change: float,
+                      ratio: float, low: float, high: float, weeks: float) -> str:
+    """'Deep tissue massage: strength +20 % vs +5.5 % with usual care over 12 weeks; better.'
+
+    ``arm_change``/``control_change`` are percent changes over ``weeks``; ``ratio`` and its
+    interval the ratio of the two fold changes (1 = the same change).
+    """
+    if missing(ratio) or missing(arm_change) or missing(control_change):
+        return f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: withheld or not estimable."
+    words = size_words(math.log(ratio), math.log(low), math.log(high), "higher", None)
+    return (f"{pretty_arm(arm).capitalize()}: strength {versus(arm_change, control_change, pretty_arm(control))} "
+            f"over {weeks:g} weeks; {words}.")
+
+
+def headline(what: str, arm: str, control: str, phrase: str, words: str) -> str:
+    """'Pain at week 12, orthotics vs usual care: 0.4 points less pain (…); no clear difference.'"""
+    return f"{what}, {pretty_arm(arm)} vs {pretty_arm(control)}: {phrase}; {words}."
+
+
+__all__ = ["NO_CLEAR", "certainty", "difference_sentence", "headline", "percent_sentence",
+           "pretty_arm", "strength_sentence"]
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+#: (word when the outcome goes up, word when it goes down, noun) per claim outcome
+CLAIM_WORDS = {"episodes": ("more", "fewer", "episodes"), "pain": ("more", "less", "pain"),
+               "strength": ("more", "less", "strength"), "responders": ("more", "fewer", "responders")}
+_KIND = {"ratio": "percent", "difference": "points", "proportion_difference": "pp"}
+
+
+def _natural(row_value, sign: int) -> float:
+    return float("nan") if missing(row_value) else sign * float(row_value)
+
+
+def claim_sentence(row: dict, mcid: float | None = None, when: str = "") -> str:
+    """One sentence for a clinic owner: size, interval, MCID (pain), and how it meets the claim.
+
+    Parameters
+    ----------
+    row : dict
+        A row of :func:`analysis.audit.verdicts.audit_claims` (claim units, claimed direction
+        positive).
+    mcid : float or None
+        The outcome's MCID in its unit (pain points); None for outcomes without one.
+    when : str
+        The claim's time frame in words (" at week 12", " from week 4 to 12", "").
+    """
+    if row["verdict"] == "not testable":
+        return f"This claim cannot be checked with these data: {row['reason']}."
+    up, down, noun = CLAIM_WORDS[row["outcome"]]
+    sign = 1 if row["direction"] == "increase" else -1
+    kind = _KIND[row["scale"]]
+    arm = pretty_arm(row["intervention"]).replace("deep tissue", "deep-tissue")
+    sub = f" (in {row['subgroup'].replace('_', '-')} feet)" if row.get("subgroup") else ""
+    est, lo, hi = (_natural(row[c], sign) for c in ("estimate", "conf_low", "conf_high"))
+    phrase = change_phrase(est, lo, hi, noun, up, down, kind=kind)
+    if row["scale"] == "difference":
+        phrase += mcid_phrase(est, mcid)
+    pre = row.get("pre_post")
+    if row.get("uncontrolled") and not pre:
+        text = (f"With {arm}{sub}{when}, compared with the start: {phrase} — a before/after change "
+                "with no comparison group")
+    elif row.get("uncontrolled"):
+        control = _control_of(row)
+        arm_change = _natural(pre["estimate"], sign)
+        control_change = _control_change(arm_change, row.get("share_of_change_in_control"), kind)
+        both = (versus(arm_change, control_change, pretty_arm(control)) if kind == "percent" else
+                f"{arm_change:+.1f} vs {control_change:+.1f} points with {pretty_arm(control)}")
+        text = (f"With {arm}{sub}{when}, {noun} changed {both}; compared with "
+                f"{pretty_arm(control)} that is {phrase}")
+    else:
+        text = f"With {arm}{sub} vs {pretty_arm(row['comparator'])}{when}: {phrase}"
+    return text + _claim_tail(row, kind)
+
+
+def _control_of(row: dict) -> str:
+    others = [a for a in (row.get("n_per_arm") or {}) if a != row["intervention"]]
+    return others[0] if others else "the control arm"
+
+
+def _control_change(arm_change: float, share, kind: str) -> float:
+    """The control arm's change, from its share of the arm's change on the model scale."""
+    if missing(share) or missing(arm_change):
+        return float("nan")
+    if kind == "percent":
+        return 100 * (math.exp(float(share) * math.log1p(arm_change / 100)) - 1)
+    return float(share) * arm_change
+
+
+def _claim_tail(row: dict, kind: str) -> str:
+    verdict, claimed = row["verdict"], row.get("claimed")
+    if missing(claimed):
+        return {"supported": ", as claimed.", "contradicted": ", the opposite of the claim.",
+                "inconclusive": "; that fits no difference too, so the data cannot tell whether "
+                                "it helps."}[verdict]
+    said = f"the {amount(claimed, kind)} claimed"
+    if verdict == "supported":
+        beyond = not missing(row.get("conf_low")) and row["conf_low"] > claimed
+        return f", even more than {said}." if beyond else f", in line with {said}."
+    if verdict == "overstated":
+        well = "well " if row["estimate"] < claimed / 2 else ""  # under half the claim
+        return f", {well}short of {said}."
+    if verdict == "inconclusive":
+        return f"; that fits both no difference and {said}, so the data cannot tell."
+    if row["conf_high"] < 0:
+        return ", the opposite of the claim."
+    return f"; that rules out {said} and fits no difference at all."
+
+
+def claim_when(outcome: str, start: float, end: float, window: bool) -> str:
+    """The time frame of a claim in words: ' over weeks 0–12', ' at week 12', ' from week 4 to 12'."""
+    if outcome == "episodes":
+        return f" over weeks {start:g}–{end:g}"
+    return f" from week {start:g} to {end:g}" if window else f" at week {end:g}"

@@ -7,8 +7,10 @@ import pandas as pd
 
 from analysis.audit.claims import fit_claim_models, load_claims
 from analysis.audit.verdicts import audit_claims, records
+from analysis.config import outcome_meta
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.wording import claim_sentence, claim_when
 
 SHOWN = ["id", "text", "verdict", "estimand", "estimate", "conf_low", "conf_high", "claimed", "units",
          "p_holm", "mde", "n_needed_per_arm", "reason"]
@@ -24,6 +26,12 @@ def run(ctx: RunContext) -> Section:
     # the models 03-06 fitted and saved are graded as they are; only the others are fitted here
     bundle = fit_claim_models(ctx.visits(), claims, cfg, fitted=ctx.saved_fits())
     audit = audit_claims(claims, bundle, cfg)
+    meta = outcome_meta(cfg, cfg.models.pain.outcome)
+    mcid = meta.mcid.points if meta.mcid is not None else None
+    frames = {c.id: bundle.frame(c) for c in claims.claims}
+    audit["plain"] = [claim_sentence(r, mcid if r["outcome"] == "pain" else None,
+                                     claim_when(r["outcome"], *frames[r["id"]][:2], c.window is not None))
+                      for r, c in zip(audit.to_dict(orient="records"), claims.claims)]
     # Counts behind a claim are arm sizes; claims on arms below the threshold are already not testable.
     ctx.public_table("claims", audit.drop(columns=["secondary", "notes"]), count_column=None)
     ctx.results("claims", records(audit))

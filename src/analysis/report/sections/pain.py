@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.audit.model_text import lmm_result_words
+from analysis.config import outcome_meta
 from analysis.endpoints.pain import fit_pain_model
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
@@ -68,13 +70,20 @@ def run(ctx: RunContext) -> Section:
         re_cols = fit.random_effects.select_dtypes("number")
         figs["diagnostics"] = ctx.figure("pain_diagnostics", figures.residual_diagnostics(
             np.asarray(fit.fitted), np.asarray(fit.residuals), re_cols))
-    last_week = max(opts.weeks)
+    last_week = max(weeks)
     contrasts = tables["contrasts"]
     w = words(cfg, opts.outcome)
+    meta = outcome_meta(cfg, opts.outcome)
+    mcid = meta.mcid.points if meta.mcid is not None else None
     sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high, w["word"],
                                      last_week, w["lower_is_better"], when=time_phrase(cfg, last_week),
-                                     points=w["points"])
+                                     points=w["points"], mcid=mcid)
                  for r in contrasts[contrasts["week"] == last_week].itertuples()]
+    sentences.append(f"Model fitted: {lmm_result_words(result)}.")
+    out_of_range = _outside_range(result.marginal_means, meta.range)
+    if out_of_range:
+        result.health.add_warning(out_of_range)
+        sentences.append(f"Fit-health warning: {out_of_range}; no headline is drawn from this model.")
     dose = _dose_response(ctx, visits, counts) if cfg.models.dose_response else None
     if dose is not None:
         tables["dose_response"] = dose
@@ -84,10 +93,22 @@ def run(ctx: RunContext) -> Section:
         "n_patients": result.n_patients, "fixed_effects": tables["fixed_effects"],
         "variance_components": result.variance_components, "health": result.health.to_dict(),
         "marginal_means": tables["marginal_means"], "contrasts": contrasts,
-        "slope_differences": tables["slope_differences"],
+        "slope_differences": tables["slope_differences"], "weeks": weeks,
+        "model": lmm_result_words(result), "out_of_range": out_of_range,
     })
     return Section(sentences, tables, figs)
 
+
+def _outside_range(means, scale) -> str | None:
+    """Why the model's means leave the outcome's range (e.g. below 0 on 0-10 pain), or None."""
+    if scale is None or means.empty:
+        return None
+    est = means["estimate"].astype(float)
+    low, high = float(est.min()), float(est.max())
+    if low < scale.min or high > scale.max:
+        return (f"the model predicts mean pain from {low:.1f} to {high:.1f}, outside the scale's "
+                f"{scale.min:g} to {scale.max:g}")
+    return None
 
 
 def _dose_response(ctx: RunContext, visits, counts):

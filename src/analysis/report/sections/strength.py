@@ -7,6 +7,7 @@ from analysis.endpoints.strength import fit_strength_model
 from analysis.endpoints.timegrid import report_weeks as _report_weeks
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.numbers import signed_percent
 from analysis.report.sections.common import (
     arm_counts,
     has_values,
@@ -15,7 +16,7 @@ from analysis.report.sections.common import (
     public_model_table,
     status_sentence,
 )
-from analysis.report.wording import certainty, pretty_arm
+from analysis.report.wording import pretty_arm, strength_sentence
 
 
 def run(ctx: RunContext) -> Section:
@@ -47,14 +48,16 @@ def run(ctx: RunContext) -> Section:
     figs = {"percent_change": ctx.figure("strength_percent_change", figures.bars_by_arm(
         change, "estimate", "conf_low", "conf_high", f"Change in strength over {horizon:g} weeks",
         "percent change", reference=0.0))}
-    sentences = [
-        f"{pretty_arm(r.arm).capitalize()}: strength changed by {r.estimate:+.0f}% over {horizon:g} weeks "
-        f"(95% interval {r.conf_low:+.0f}% to {r.conf_high:+.0f}%)."
-        for r in change.dropna(subset=["estimate"]).itertuples()
-    ]
+    by_arm = dict(zip(change["arm"].astype(str), change["estimate"]))
+    control_change = by_arm.get(str(cfg.control), float("nan"))
+    sentences = []
+    if cfg.control in by_arm:
+        sentences.append(f"{pretty_arm(cfg.control).capitalize()}: strength {signed_percent(control_change)} "
+                         f"over {horizon:g} weeks.")
     for r in ratio.dropna(subset=["estimate"]).itertuples():
-        sentences.append(f"{r.term.split(': ')[-1].replace('_', ' ')}: ratio of changes {r.estimate:.2f} "
-                         f"(95% interval {r.conf_low:.2f} to {r.conf_high:.2f}; {certainty(r.conf_low, r.conf_high, 1.0)}).")
+        arm = r.term.split(": ")[-1].split(" / ")[0]
+        sentences.append(strength_sentence(arm, cfg.control, by_arm.get(arm, float("nan")), control_change,
+                                           r.estimate, r.conf_low, r.conf_high, horizon))
     ctx.results("models.strength", {
         "status": result.health.status, "formula": result.formula, "unit": result.unit,
         "horizon_weeks": horizon, "percent_change": change, "ratio_vs_control": ratio,

@@ -5,31 +5,70 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.config import outcome_meta
 from analysis.report.context import RunContext, Section
+from analysis.report.numbers import change_phrase, mcid_phrase, missing, size_words
 from analysis.report.outcome_words import design_sentence, time_phrase, words
-from analysis.report.wording import pretty_arm
+from analysis.report.wording import headline, percent_sentence, pretty_arm, strength_sentence
 from analysis.results import merge_fragments
 
 HEADLINE_FIGURES = ["claims_forest", "pain_marginal_means", "episode_rate_ratios", "strength_percent_change",
                     "responder_proportions"]
 
 
-def _clear(rows: list[dict], null: float, better_below: bool) -> list[str]:
-    """Arms whose interval lies wholly on the better side of no effect."""
+def _num(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _pain_headlines(pain: dict, cfg, control: str) -> list[str]:
+    """One headline per arm at the last report week: size, interval, MCID, size words."""
+    if pain.get("out_of_range"):
+        return [f"{words(cfg, cfg.models.pain.outcome)['Word']}: no headline — fit-health warning: "
+                f"{pain['out_of_range']}."]
+    # the trend model's contrasts at its weeks, or (analysis: mmrm) the differences at each visit
+    contrasts = pain.get("contrasts") or pain.get("differences") or []
+    rows = [r for r in contrasts if r.get("week") is not None]
+    if not rows:
+        return []
+    last = max(r["week"] for r in rows)
+    meta = outcome_meta(cfg, cfg.models.pain.outcome)
+    mcid = meta.mcid.points if meta.mcid is not None else None
+    better = meta.better or "lower"
+    w = words(cfg, cfg.models.pain.outcome)
+    what = f"{w['Word']} at {time_phrase(cfg, last)}"
     out = []
     for r in rows:
-        low, high = r.get("conf_low"), r.get("conf_high")
-        if low is None or high is None:
+        if r["week"] != last or r.get("arm") is None:
             continue
-        if (better_below and high < null) or (not better_below and low > null):
-            out.append(pretty_arm(r.get("arm") or ""))
+        est, low, high = _num(r.get("estimate")), _num(r.get("conf_low")), _num(r.get("conf_high"))
+        if missing(est):
+            out.append(f"{what}, {pretty_arm(r['arm'])} vs {pretty_arm(control)}: withheld or not estimable.")
+            continue
+        phrase = (change_phrase(est, low, high, w["word"], "more", "less", unit=w["points"])
+                  + mcid_phrase(est, mcid, w["points"]))
+        out.append(headline(what, r["arm"], control, phrase,
+                            size_words(est, low, high, better, mcid)))
     return out
 
 
-def _sentence(what: str, arms: list[str], control: str) -> str:
-    if arms:
-        return f"{what}: {', '.join(arms)} did clearly better than {pretty_arm(control)}."
-    return f"{what}: no treatment did clearly better than {pretty_arm(control)}."
+def _episode_headlines(episodes: dict, control: str) -> list[str]:
+    rows = [r for r in episodes.get("rate_ratios") or [] if r.get("estimand") == episodes.get("primary")]
+    return ["Knee-pain episodes: " + percent_sentence(r["arm"], control, _num(r.get("percent_reduction")),
+                                                      _num(r.get("percent_reduction_low")),
+                                                      _num(r.get("percent_reduction_high")), "episodes")
+            for r in rows]
+
+
+def _strength_headlines(strength: dict, control: str) -> list[str]:
+    change = {r["term"].split(": ")[-1]: _num(r.get("estimate")) for r in strength.get("percent_change") or []}
+    weeks = strength.get("horizon_weeks") or 0
+    out = []
+    for r in strength.get("ratio_vs_control") or []:
+        arm = r["term"].split(": ")[-1].split(" / ")[0]
+        out.append(strength_sentence(arm, control, change.get(arm, float("nan")), change.get(control, float("nan")),
+                                     _num(r.get("estimate")), _num(r.get("conf_low")), _num(r.get("conf_high")),
+                                     weeks))
+    return out
 
 
 def _status(section: dict | None) -> str | None:
@@ -54,27 +93,9 @@ def run(ctx: RunContext) -> Section:
     if claims:
         counts = pd.Series([c["verdict"] for c in claims]).value_counts()
         headlines.append("Claims checked: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-    pain = models.get("pain", {})
-    # the trend model's contrasts at its weeks, or (analysis: mmrm) the differences at each visit
-    contrasts = pain.get("contrasts") or pain.get("differences") or []
-    weeks = [r["week"] for r in contrasts if r.get("week") is not None]
-    if weeks:
-        last = max(weeks)
-        rows = [r for r in contrasts if r.get("week") == last]
-        w = words(cfg, cfg.models.pain.outcome)
-        headlines.append(_sentence(f"{w['Word']} at {time_phrase(cfg, last)}",
-                                   _clear(rows, 0.0, w["lower_is_better"]), control))
-    episodes = models.get("episodes", {})
-    if episodes.get("rate_ratios"):
-        rows = [dict(r, conf_low=r["rr_conf_low"], conf_high=r["rr_conf_high"])
-                for r in episodes["rate_ratios"] if r["estimand"] == episodes["primary"]]
-        e = words(cfg, "episodes")
-        headlines.append(_sentence(e["Word"], _clear(rows, 1.0, e["lower_is_better"]), control))
-    strength = models.get("strength", {})
-    if strength.get("ratio_vs_control"):
-        rows = [dict(r, arm=r["term"].split(": ")[-1].split(" / ")[0]) for r in strength["ratio_vs_control"]]
-        g = words(cfg, "strength")
-        headlines.append(_sentence(g["Word"], _clear(rows, 1.0, g["lower_is_better"]), control))
+    headlines += _pain_headlines(models.get("pain", {}), cfg, control)
+    headlines += _episode_headlines(models.get("episodes", {}), control)
+    headlines += _strength_headlines(models.get("strength", {}), control)
     headlines.append(design_sentence(cfg))
     not_analysed = []
     for name in ("pain", "episodes", "strength", "responders", "moderator"):
