@@ -169,11 +169,20 @@ class Claim(_Strict):
         return [self.intervention] + ([] if self.uncontrolled else [self.comparator])
 
 
+class Firmness(_Strict):
+    """How firm each verdict is (docs/claims.md, "Firmness"): ``resamples`` patient-level
+    bootstrap resamples within clinic, seeded by the run config's ``seed``; 0 turns the bootstrap
+    off (the alternative analyses are always graded)."""
+
+    resamples: int = Field(200, ge=0, le=10000)
+
+
 class ClaimsFile(_Strict):
-    """A claims file: the claims and the multiplicity setting."""
+    """A claims file: the claims, the multiplicity setting and the firmness check."""
 
     claims: list[Claim] = Field(min_length=1)
     multiplicity: Multiplicity = Field(default_factory=Multiplicity)
+    firmness: Firmness = Field(default_factory=Firmness)
 
     @model_validator(mode="after")
     def _unique_ids(self):
@@ -337,9 +346,12 @@ def patient_table(data: pd.DataFrame, overpronated_above: float = 5.0) -> pd.Dat
     first = data.groupby("patient_id", sort=True, observed=True).first()
     fpi = pd.to_numeric(first.get("foot_posture_index", pd.Series(float("nan"), first.index)),
                         errors="coerce")
-    return pd.DataFrame({"patient_id": first.index, "arm": first["arm"].astype(str).to_numpy(),
-                         "overpronated": (fpi > overpronated_above).astype(float)
-                         .where(fpi.notna()).to_numpy()})
+    out = pd.DataFrame({"patient_id": first.index, "arm": first["arm"].astype(str).to_numpy(),
+                        "overpronated": (fpi > overpronated_above).astype(float)
+                        .where(fpi.notna()).to_numpy()})
+    if "clinic_id" in first:  # the stratum of a patient-level bootstrap (audit.firmness)
+        out["clinic_id"] = first["clinic_id"].astype(str).to_numpy()
+    return out
 
 
 def fit_claim_models(data: pd.DataFrame, claims: ClaimsFile, cfg, fitted: dict | None = None
@@ -370,6 +382,7 @@ def fit_claim_models(data: pd.DataFrame, claims: ClaimsFile, cfg, fitted: dict |
     if missing:
         raise InputError(f"fit_claim_models: the visit table lacks {missing} (call "
                          "analysis.intake.arms.assign_arms first)")
+    from analysis.audit.claim_fits import fit_outcome
     from analysis.endpoints.timegrid import follow_up_end, nominal
 
     m, control = cfg.models, cfg.control
@@ -395,7 +408,7 @@ def fit_claim_models(data: pd.DataFrame, claims: ClaimsFile, cfg, fitted: dict |
         if model == "moderator":
             d = data
         try:
-            bundle.results[key] = _fit(model, d, control, m, when, cfg.design)
+            bundle.results[key] = fit_outcome(model, d, control, m, when, cfg.design)
         except OutcomesError as exc:
             bundle.results[key] = f"the {model} model could not be fitted ({exc})"
     return bundle
@@ -407,41 +420,3 @@ def _subgroup_rows(data: pd.DataFrame, bundle: ResultsBundle, subgroup: str | No
     ids = bundle.patients.loc[bundle.patients["overpronated"]
                               == float(subgroup == "overpronated"), "patient_id"]
     return data[data["patient_id"].isin(set(ids))]
-
-
-def episode_rows(d: pd.DataFrame, window: tuple[float, float] | None) -> pd.DataFrame:
-    """Baseline rows and the follow-up rows whose nominal week lies in (start, end]."""
-    if window is None:
-        return d
-    from analysis.endpoints.timegrid import nominal
-
-    t = nominal(d["week"])
-    return d[(d["week"] <= 0) | ((t > window[0]) & (t <= window[1]))]
-
-
-def _fit(model: str, d: pd.DataFrame, control: str, m, week, design: str = "observational"):
-    # imported here: the claims file model must load without the model stack
-    if model == "episodes":
-        from analysis.endpoints.episodes import fit_episode_models
-        return fit_episode_models(episode_rows(d, week), control, family=m.episodes.family,
-                                  primary=m.episodes.primary, covariates=m.episodes.covariates,
-                                  alpha=m.alpha)
-    if model == "pain":
-        from analysis.endpoints.pain import fit_pain_model
-        return fit_pain_model(d, m.pain, control, alpha=m.alpha, design=design)
-    if model == "moderator":
-        from analysis.endpoints.moderator import fit_moderator_model
-        return fit_moderator_model(d, m.pain, control, threshold=m.moderator.overpronated_above,
-                                   alpha=m.alpha)
-    if model == "strength":
-        from analysis.endpoints.strength import fit_strength_model
-        # the arguments notebook 05 fits with (report/sections/strength.py), so that a saved
-        # fit and a refit are the same model
-        return fit_strength_model(d, m.strength, control, alpha=m.alpha, horizon=max(m.pain.weeks),
-                                  random=m.pain.random, clinic_level=m.pain.clinic_level,
-                                  weeks=tuple(m.pain.weeks), engine=m.pain.engine,
-                                  optimizers=tuple(m.pain.optimizers))
-    from analysis.endpoints.responders import responder_analysis
-    r = m.responders
-    return responder_analysis(d, control, week=week, min_points=r.min_points,
-                              min_percent=r.min_percent, window=r.window, alpha=m.alpha)

@@ -368,6 +368,15 @@ def estimate_claim(claim: Claim, bundle, cfg) -> Estimate:
         est = estimate_strength(claim, result, n, alpha, control_ok)
     else:
         est = estimate_responders(claim, result, n, alpha)
+    if claim.outcome == "episodes":
+        primary = cfg.models.episodes.primary
+        words = (f"{primary.replace('_', '-')}: "
+                 f"{count_words(result, primary, cfg.models.episodes.covariates)}")
+    elif claim.outcome == "responders":
+        words = "responder proportions, Newcombe interval for their difference"
+    else:
+        words = lmm_result_words(result)
+    est = replace(est, analysis=words)
     small = [a for a, m in est.n_per_arm.items() if m < k]  # e.g. few assessable responders
     if small:
         raise NotTestable(f"arm {small[0]!r}{where} has fewer than {k} patients with the "

@@ -69,6 +69,8 @@ class Estimate:
         For a before/after claim: control arm's change / the arm's change (model scale).
     interval_at : callable or None
         ``alpha -> (low, high)`` for intervals that are not Wald (e.g. Newcombe).
+    analysis : str
+        The model the estimate rests on, generated from the fit (:mod:`analysis.audit.model_text`).
     """
 
     estimand_text: str
@@ -87,6 +89,7 @@ class Estimate:
     pre_post: "Estimate | None" = None
     share_of_change_in_control: float | None = None
     interval_at: Callable[[float], tuple[float, float]] | None = field(default=None, repr=False)
+    analysis: str = ""
 
     def __post_init__(self):
         if self.scale not in SCALES:

@@ -213,7 +213,11 @@ AUDIT_COLUMNS = [
     "id", "text", "source", "outcome", "intervention", "comparator", "subgroup", "verdict",
     "reason", "estimand", "scale", "units", "estimate", "conf_low", "conf_high", "confidence",
     "claimed", "direction", "p_value", "p_holm", "mde", "n_needed_per_arm", "n_per_arm",
-    "uncontrolled", "pre_post", "share_of_change_in_control", "secondary", "plain", "notes"]
+    "uncontrolled", "pre_post", "share_of_change_in_control", "secondary", "plain", "notes",
+    "analysis"]
+
+#: Columns :func:`analysis.audit.firmness.assess_firmness` adds (docs/claims.md, "Firmness").
+FIRMNESS_COLUMNS = ["firmness", "share_alternatives", "share_resamples", "alternatives"]
 
 # (word when the outcome goes up, word when it goes down, noun) for the units label
 _WORDS = {"episodes": ("more", "fewer", "episodes"), "pain": ("more", "less", "pain"),
@@ -277,8 +281,10 @@ def audit_estimates(claims: ClaimsFile, estimates: list, alpha: float = 0.05) ->
 
 
 def records(table: pd.DataFrame) -> list[dict]:
-    """The audit table as JSON-ready records for results.json (NaN -> null)."""
-    return to_jsonable(table[AUDIT_COLUMNS])
+    """The audit table as JSON-ready records for results.json (NaN -> null), with the firmness
+    columns of :func:`analysis.audit.firmness.assess_firmness` when they were added."""
+    extra = [c for c in FIRMNESS_COLUMNS if c in table.columns]
+    return to_jsonable(table[AUDIT_COLUMNS + extra])
 
 
 def _base(claim: Claim) -> dict:
@@ -347,6 +353,6 @@ def _graded(claim, est: Estimate, p_holm, level, alpha, adjusted) -> dict:
            "n_needed_per_arm": patients_needed(n_now, se, c, alpha) if c else math.nan,
            "n_per_arm": dict(est.n_per_arm), **other,
            "share_of_change_in_control": est.share_of_change_in_control,
-           "notes": list(est.notes)}
+           "notes": list(est.notes), "analysis": est.analysis or None}
     row["plain"] = None  # the sentence is the report's (analysis.report.wording.claim_sentence)
     return row

@@ -53,7 +53,8 @@ def difference_sentence(arm: str, control: str, estimate: float, low: float, hig
             f"{mcid_phrase(estimate, mcid, points)}; {words}.")
 
 
-def percent_sentence(arm: str, control: str, pct: float, low: float, high: float, what: str) -> str:
+def percent_sentence(arm: str, control: str, pct: float, low: float, high: float, what: str,
+                     capital: bool = True) -> str:
     """'Deep tissue massage vs usual care: 26 % fewer knee-pain episodes (10 to 39 %); better.'
 
     ``pct``, ``low``, ``high`` are percent *reductions* (100 (1 - RR)), as the episode tables hold.
@@ -62,7 +63,8 @@ def percent_sentence(arm: str, control: str, pct: float, low: float, high: float
         return f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: withheld or not estimable."
     # a reduction of r % is a change of -r %
     words = size_words(-pct, -low, -high, "lower", None)
-    return (f"{pretty_arm(arm).capitalize()} vs {pretty_arm(control)}: "
+    name = pretty_arm(arm).capitalize() if capital else pretty_arm(arm)
+    return (f"{name} vs {pretty_arm(control)}: "
             f"{change_phrase(-pct, -high, -low, what, 'more', 'fewer', kind='percent')}; {words}.")
 
 
@@ -180,4 +182,6 @@ def claim_when(outcome: str, start: float, end: float, window: bool) -> str:
     """The time frame of a claim in words: ' over weeks 0–12', ' at week 12', ' from week 4 to 12'."""
     if outcome == "episodes":
         return f" over weeks {start:g}–{end:g}"
+    if outcome == "strength":  # a change in strength: always from a start
+        return f" from week {start:g} to {end:g}"
     return f" from week {start:g} to {end:g}" if window else f" at week {end:g}"

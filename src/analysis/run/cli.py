@@ -35,10 +35,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from analysis.studies.simulate import write_simulation
+    from analysis.studies.truth import truth_from_file
 
     log_path, truth_path = write_simulation(
         Path(args.out), n_patients=args.patients, n_clinics=args.clinics, seed=args.seed,
-        weeks=args.weeks,
+        weeks=args.weeks, effects=truth_from_file(args.truth) if args.truth else None,
+        truth_file=args.truth,
     )
     print(f"wrote {log_path} and {truth_path}")
     return 0
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinics", type=int, default=6)
     p.add_argument("--weeks", type=float, default=12.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--truth", help="YAML of Truth fields to change (per-arm maps complete from the defaults)")
     p.add_argument("--out", required=True, help="the log's path (.csv); truth goes beside it as .truth.json")
     p.set_defaults(func=_cmd_simulate)
 

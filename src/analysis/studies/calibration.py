@@ -93,7 +93,22 @@ def truths(truth: dict) -> dict[str, float]:
             "episode_rate_ratio_population_averaged": rr}
 
 
-def one_log(seed: int, null: bool, n_patients: int = 200, n_clinics: int = 4) -> dict:
+#: A verdict is *wrong* when it contradicts the truth the log was drawn from: under the null every
+#: claim is false, so "supported" and "overstated" (both say an effect exists) are wrong; under the
+#: claimed truth every claim holds, so "overstated" and "contradicted" are wrong.
+WRONG = {"null": ("supported", "overstated"), "claimed": ("overstated", "contradicted")}
+
+
+def claimed_truth():
+    """The world the claims describe: 62 % fewer episodes and 2 points less pain at week 12."""
+    from analysis.studies.truth import Truth
+
+    base = Truth().pain_slope_per_week[CONTROL]
+    return Truth(episode_rate_ratio={ARM: 0.38}, pain_slope_per_week={ARM: base - 2.0 / WEEK})
+
+
+def one_log(seed: int, null: bool | str, n_patients: int = 200, n_clinics: int = 4,
+            resamples: int = 0) -> dict:
     """Simulate, validate and fit one log; return its intervals, truths and claim verdicts.
 
     Parameters
@@ -121,8 +136,10 @@ def one_log(seed: int, null: bool, n_patients: int = 200, n_clinics: int = 4) ->
     from analysis.studies.simulate import simulate_log
     from analysis.studies.truth import Truth
 
+    scenario = null if isinstance(null, str) else ("null" if null else "effect")
+    effects = {"null": Truth.null(), "effect": Truth(), "claimed": None}[scenario]
     log, truth = simulate_log(n_patients, n_clinics, seed=seed,
-                              effects=Truth.null() if null else Truth())
+                              effects=claimed_truth() if effects is None else effects)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.csv"
         log.to_csv(path, index=False)
@@ -133,7 +150,7 @@ def one_log(seed: int, null: bool, n_patients: int = 200, n_clinics: int = 4) ->
     options = cfg.models.pain.model_copy(update={"weeks": [WEEK]})
     pain = fit_pain_model(visits, options, control=CONTROL, alpha=cfg.models.alpha)
     episodes = fit_episode_models(visits, CONTROL, alpha=cfg.models.alpha)
-    row = {"seed": seed, "scenario": "null" if null else "effect"}
+    row = {"seed": seed, "scenario": scenario}
     found = {name: (math.nan, math.nan, math.nan) for name in ESTIMANDS}
     slope = pain.slope_differences
     slope = slope[slope["term"].str.contains(ARM, regex=False)]
@@ -160,6 +177,11 @@ def one_log(seed: int, null: bool, n_patients: int = 200, n_clinics: int = 4) ->
     bundle = fit_claim_models(visits, claims, cfg, fitted={"pain": pain, "episodes": episodes})
     audit = audit_claims(claims, bundle, cfg)
     row.update({f"verdict_{c}": v for c, v in zip(audit["id"], audit["verdict"])})
+    if resamples:
+        from analysis.audit.firmness import assess_firmness
+
+        rows, _ = assess_firmness(visits, claims, cfg, bundle, resamples, seed=seed)
+        row.update({f"firm_{r['id']}": r["firmness"].startswith("firm") for r in rows})
     return row
 
 
@@ -168,7 +190,7 @@ def _job(args) -> dict:
 
 
 def run_logs(n_logs: int, seed: int = DEFAULT_SEED, n_patients: int = 200, n_clinics: int = 4,
-             processes: int = 2) -> pd.DataFrame:
+             processes: int = 2, resamples: int = 0) -> pd.DataFrame:
     """Fit ``n_logs`` effect logs and ``n_logs`` null logs; one row per log.
 
     Parameters
@@ -182,14 +204,21 @@ def run_logs(n_logs: int, seed: int = DEFAULT_SEED, n_patients: int = 200, n_cli
         Size of each log.
     processes : int
         Worker processes (1 = in this process).
+    resamples : int
+        With > 0, each log's verdicts are also graded for firmness (alternatives and this many
+        bootstrap resamples) and a third scenario, ``claimed`` (:func:`claimed_truth`, seeds
+        ``seed + 200000 + r``), is added.
 
     Returns
     -------
     DataFrame
         Rows of :func:`one_log`, effect logs first, in seed order.
     """
-    jobs = [(seed + r, False, n_patients, n_clinics) for r in range(n_logs)]
-    jobs += [(seed + NULL_OFFSET + r, True, n_patients, n_clinics) for r in range(n_logs)]
+    jobs = [(seed + r, False, n_patients, n_clinics, resamples) for r in range(n_logs)]
+    jobs += [(seed + NULL_OFFSET + r, True, n_patients, n_clinics, resamples) for r in range(n_logs)]
+    if resamples:
+        jobs += [(seed + 2 * NULL_OFFSET + r, "claimed", n_patients, n_clinics, resamples)
+                 for r in range(n_logs)]
     if processes <= 1:
         rows = [_job(j) for j in jobs]
     else:
@@ -245,6 +274,18 @@ def summarise(logs: pd.DataFrame) -> pd.DataFrame:
                          "meets_goal": bool(rate <= 0.05) if scenario == "null" else None,
                          "truth": math.nan, "mean_estimate": math.nan,
                          "mean_interval_width": math.nan})
+        for claim in CLAIMS["claims"]:
+            if f"firm_{claim['id']}" not in group or scenario not in WRONG:
+                continue
+            firm = group[f"firm_{claim['id']}"].astype(str).isin(["True", "true", "1"])
+            wrong = group[f"verdict_{claim['id']}"].isin(WRONG[scenario])
+            count = int((firm & wrong).sum())
+            rate, r_low, r_high = _rate(count, int(firm.sum()))
+            rows.append({"kind": "firm_wrong", "scenario": scenario, "name": claim["id"],
+                         "n_logs": len(group), "n_estimated": int(firm.sum()), "count": count,
+                         "rate": rate, "rate_low": r_low, "rate_high": r_high,
+                         "goal": "(reported)", "meets_goal": None, "truth": math.nan,
+                         "mean_estimate": math.nan, "mean_interval_width": math.nan})
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
@@ -321,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clinics", type=int, default=4)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--firmness", type=int, default=0, metavar="B",
+                        help="also grade firmness with B bootstrap resamples and add the "
+                             "claimed-truth scenario (kind firm_wrong: wrong verdicts among firm ones)")
     parser.add_argument("--from-logs", help="summarise and plot an earlier calibration_logs.csv "
                                             "(its calibration.json beside it) without refitting")
     args = parser.parse_args(argv)
@@ -334,11 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = json.loads(earlier.read_text())["settings"]
         table = summarise(logs)
     else:
-        logs = run_logs(args.logs, args.seed, args.patients, args.clinics, args.processes)
+        logs = run_logs(args.logs, args.seed, args.patients, args.clinics, args.processes,
+                        args.firmness)
         table = summarise(logs)
         settings = {"n_logs": args.logs, "n_patients": args.patients,
                     "n_clinics": args.clinics, "seed": args.seed,
                     "null_seed_offset": NULL_OFFSET, "processes": args.processes,
+                    "firmness_resamples": args.firmness,
                     "seconds": round(time.perf_counter() - started, 1)}
     seconds = settings["seconds"]
     write_study(logs, table, Path(args.out), settings)

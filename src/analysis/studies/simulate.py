@@ -237,17 +237,21 @@ def simulate_log(n_patients: int = 360, n_clinics: int = 6, seed: int = 1, weeks
 
 def write_simulation(out: Path, n_patients: int = 360, n_clinics: int = 6, seed: int = 1,
                      weeks: float = 12.0, arms: list[str] | None = None,
-                     effects: Truth | None = None) -> tuple[Path, Path]:
+                     effects: Truth | None = None, truth_file: str | None = None
+                     ) -> tuple[Path, Path]:
     """Write a simulated log (CSV) and its truth (``<stem>.truth.json``) beside it.
 
     Same arguments give the same bytes: fixed float format, ``\\n`` line endings, UTF-8, sorted
-    JSON keys. Arguments as in :func:`simulate_log`; ``out`` is the log's path.
+    JSON keys. Arguments as in :func:`simulate_log`; ``out`` is the log's path; ``truth_file``
+    (the ``--truth`` file ``effects`` came from) is recorded in the truth's ``command``.
 
     Returns
     -------
     (log_path, truth_path) : tuple of Path
     """
     log, truth = simulate_log(n_patients, n_clinics, seed, weeks, arms=arms, effects=effects)
+    if truth_file:
+        truth["command"] += f" --truth {truth_file}"
     out = Path(out)
     truth_path = out.with_name(f"{out.stem if out.suffix == '.csv' else out.name}.truth.json")
     try:

@@ -259,3 +259,23 @@ def _schedule_days(weeks: float) -> np.ndarray:
     days = [7 * w for w in range(WEEKLY_UNTIL_WEEK + 1)]
     days += list(range(days[-1] + 7 * LATER_EVERY_WEEKS, limit + 1, 7 * LATER_EVERY_WEEKS))
     return np.array([d for d in days if d <= limit], dtype=np.int64)
+
+
+def truth_from_file(path) -> Truth:
+    """A :class:`Truth` from a YAML mapping of the fields to change (e.g. data/example/demo_truth.yaml).
+
+    Raises
+    ------
+    ConfigError
+        Not a mapping, an unknown field (named, with the file), or a bad value.
+    """
+    from analysis.config import load_yaml
+
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a truth file must be a YAML mapping of Truth fields")
+    known = {f.name for f in dataclasses.fields(Truth)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown Truth field(s) {unknown}; known: {sorted(known)}")
+    return Truth(**raw)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.audit.claims import fit_claim_models, load_claims
+from analysis.audit.firmness import assess_firmness
 from analysis.audit.verdicts import audit_claims, records
 from analysis.config import outcome_meta
 from analysis.report import figures
@@ -32,13 +33,19 @@ def run(ctx: RunContext) -> Section:
     audit["plain"] = [claim_sentence(r, mcid if r["outcome"] == "pain" else None,
                                      claim_when(r["outcome"], *frames[r["id"]][:2], c.window is not None))
                       for r, c in zip(audit.to_dict(orient="records"), claims.claims)]
+    rows, boot = assess_firmness(ctx.visits(), claims, cfg, bundle, claims.firmness.resamples, seed=cfg.seed)
+    for col in ("firmness", "share_alternatives", "share_resamples", "alternatives"):
+        audit[col] = [r[col] for r in rows]
     # Counts behind a claim are arm sizes; claims on arms below the threshold are already not testable.
     ctx.public_table("claims", audit.drop(columns=["secondary", "notes"]), count_column=None)
     ctx.results("claims", records(audit))
+    ctx.results("claims_firmness", {**boot, "rule": "firm: the same verdict under every alternative analysis "
+                                                    "and in at least 90 % of patient-level resamples"})
     figs = {}
     if audit["estimate"].notna().any():
         figs["forest"] = ctx.figure("claims_forest", figures.claims_forest(audit))
-    sentences = [f"“{r.text}” — **{r.verdict}**. {r.plain}" for r in audit.itertuples()]
+    sentences = [f"“{r.text}” — **{r.verdict}** ({r.firmness}). {r.plain} Analysis: {r.analysis or 'none'}."
+                 for r in audit.itertuples()]
     details = audit[["id", "estimand", "uncontrolled", "share_of_change_in_control", "secondary"]].copy()
     details["secondary"] = details["secondary"].map(lambda s: "" if s is None or (isinstance(s, float) and pd.isna(s)) else str(s))
     return Section(sentences, {"verdicts": audit[SHOWN], "details": details}, figs)

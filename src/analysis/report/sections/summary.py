@@ -53,9 +53,10 @@ def _pain_headlines(pain: dict, cfg, control: str) -> list[str]:
 
 def _episode_headlines(episodes: dict, control: str) -> list[str]:
     rows = [r for r in episodes.get("rate_ratios") or [] if r.get("estimand") == episodes.get("primary")]
-    return ["Knee-pain episodes: " + percent_sentence(r["arm"], control, _num(r.get("percent_reduction")),
+    return ["Knee-pain episodes, " + percent_sentence(r["arm"], control, _num(r.get("percent_reduction")),
                                                       _num(r.get("percent_reduction_low")),
-                                                      _num(r.get("percent_reduction_high")), "episodes")
+                                                      _num(r.get("percent_reduction_high")), "episodes",
+                                                      capital=False)
             for r in rows]
 
 

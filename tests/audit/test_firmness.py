@@ -1,0 +1,131 @@
+"""analysis.audit.firmness and analysis.models.resample: alternatives, bootstrap, the firm rule."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis.audit.claims import fit_claim_models, parse_claims
+from analysis.audit.firmness import (
+    _estimates,
+    alternatives,
+    assess_firmness,
+    firmness_words,
+    linear_estimand,
+)
+from analysis.config import PainModelOptions, parse_config
+from analysis.endpoints.pain import fit_pain_model
+from analysis.models.resample import (
+    NotResamplable,
+    cluster_weights,
+    patient_blocks,
+    resampled_betas,
+)
+from analysis.studies.simulate import simulate_log
+from tests.audit.test_estimands import visits
+
+
+@pytest.fixture(scope="module")
+def log():
+    return visits(simulate_log(n_patients=200, n_clinics=4, seed=13)[0])
+
+
+@pytest.fixture(scope="module")
+def pain_fit(log):
+    return fit_pain_model(log, PainModelOptions(engine="pls")).fit
+
+
+def test_unit_weights_give_back_the_mixed_model_estimates(pain_fit):
+    # GLS at the fitted variance parameters is the LMM's own beta and model-based covariance
+    A, b = patient_blocks(pain_fit)
+    assert A.shape[0] == pain_fit.n_groups["patient_id"]
+    betas, vcovs = resampled_betas(pain_fit, np.ones((2, A.shape[0])))
+    assert np.allclose(betas[0], pain_fit.beta, atol=1e-9)
+    assert np.allclose(vcovs[1], pain_fit.vcov_beta.to_numpy(), atol=1e-12)
+
+
+def test_bootstrap_spread_matches_the_model_standard_error(pain_fit):
+    # a parameter-recovery check of the resampling: patients are independent in this model, so
+    # the bootstrap SD of the week slope difference is close to its model-based SE
+    n = pain_fit.n_groups["patient_id"]
+    W = cluster_weights(np.arange(n), np.zeros(n), 400, seed=3)
+    betas, _ = resampled_betas(pain_fit, W)
+    j = list(pain_fit.fixed_effects["term"]).index(
+        next(t for t in pain_fit.fixed_effects["term"] if t.startswith("week:")))
+    ratio = betas[:, j].std() / pain_fit.fixed_effects["std_error"].iloc[j]
+    assert 0.8 < ratio < 1.25
+
+
+def test_cluster_weights_resample_within_each_clinic():
+    strata = np.array(["a"] * 5 + ["b"] * 3)
+    W = cluster_weights(np.arange(8), strata, 50, seed=1)
+    assert (W[:, :5].sum(axis=1) == 5).all() and (W[:, 5:].sum(axis=1) == 3).all()
+    assert np.array_equal(W, cluster_weights(np.arange(8), strata, 50, seed=1))  # seeded
+    assert not np.array_equal(W, cluster_weights(np.arange(8), strata, 50, seed=2))
+
+
+def test_clinic_level_fits_are_refused(log):
+    fit = fit_pain_model(log, PainModelOptions(engine="pls", clinic_level=True)).fit
+    with pytest.raises(NotResamplable, match="clinic-level"):
+        patient_blocks(fit)
+
+
+@pytest.mark.parametrize("verdict, alts, share, words", [
+    ("inconclusive", {"random intercept": "inconclusive"}, 0.95, "firm"),
+    ("inconclusive", {"random intercept": "inconclusive"}, 0.90, "firm"),
+    ("inconclusive", {"random intercept": "supported", "with clinic level": "inconclusive"}, 0.97,
+     "depends on the analysis: random intercept gives supported"),
+    ("supported", {"random intercept": "supported"}, 0.62,
+     "depends on the sample: same verdict in 62 % of resamples"),
+    ("overstated", {"population-averaged": "overstated"}, math.nan,
+     "firm across the alternative analyses (not resampled)"),
+    ("not testable", {}, math.nan, "not graded"),
+])
+def test_firm_rule(verdict, alts, share, words):
+    assert firmness_words(verdict, alts, share) == words
+
+
+def test_alternatives_are_the_declared_ones():
+    cfg = parse_config({"name": "t", "data": "x.csv",
+                        "models": {"pain": {"covariates": ["age"]}}})
+    names = [a[0] for a in alternatives(cfg)]
+    assert names == ["random intercept", "with clinic level", "without covariates",
+                     "population-averaged"]
+    assert alternatives(cfg)[0][2].models.pain.random == "intercept"
+
+
+CLAIMS = {"claims": [
+    {"id": "taping", "text": "taping eases pain", "source": "a page", "outcome": "pain",
+     "intervention": "patella_taping", "comparator": "usual_care", "measure": "direction",
+     "direction": "decrease", "week": 12},
+    {"id": "strength", "text": "stronger", "source": "a page", "outcome": "strength",
+     "intervention": "deep_tissue_massage", "comparator": "usual_care",
+     "measure": "percent_increase", "value": 80, "week": 12},
+    {"id": "episodes", "text": "fewer episodes", "source": "a page", "outcome": "episodes",
+     "intervention": "deep_tissue_massage", "comparator": "usual_care",
+     "measure": "percent_reduction", "value": 62}]}
+
+
+def test_assess_firmness_on_a_simulated_log(log):
+    cfg = parse_config({"name": "t", "data": "x.csv", "disclosure_threshold": 5})
+    claims = parse_claims(CLAIMS)
+    bundle = fit_claim_models(log, claims, cfg)
+    # the linear estimand read from the estimand code reproduces the graded estimate
+    est = _estimates(claims, bundle, cfg)
+    for i in (0, 1):
+        key = bundle.key(claims.claims[i])
+        L, base = linear_estimand(claims.claims[i], bundle, cfg, key)
+        beta = bundle.results[key].fit.beta
+        assert base + L @ beta == pytest.approx(est[i].on_model_scale(est[i].estimate), abs=1e-9)
+    rows, info = assess_firmness(log, claims, cfg, bundle, resamples=60, seed=4)
+    again, _ = assess_firmness(log, claims, cfg, bundle, resamples=60, seed=4)
+    assert [r["share_resamples"] for r in rows] == [r["share_resamples"] for r in again]
+    assert info["resampled"] == ["taping", "strength"] and "episodes" in info["skipped"]
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id["taping"]["alternatives"]) == {"random intercept", "with clinic level"}
+    assert set(by_id["episodes"]["alternatives"]) == {"population-averaged"}
+    assert 0 <= by_id["taping"]["share_resamples"] <= 1
+    assert math.isnan(by_id["episodes"]["share_resamples"])
+    for r in rows:
+        assert r["firmness"] == firmness_words(r["verdict"], r["alternatives"],
+                                               r["share_resamples"])
