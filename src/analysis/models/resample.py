@@ -55,7 +55,7 @@ def patient_blocks(fit) -> tuple[np.ndarray, np.ndarray]:
         raise NotResamplable("a GEE fallback has no mixed-model covariance")
     X, Z, y = (np.asarray(a, float) for a in (design.X, design.Z, design.y))
     patient = np.asarray(design.patient)
-    m, p, q = int(patient.max()) + 1, X.shape[1], Z.shape[1]
+    m, q = int(patient.max()) + 1, Z.shape[1]
     lam = _lambda(fit.theta, q)
 
     def per_patient(a, b):
