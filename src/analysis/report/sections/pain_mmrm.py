@@ -19,6 +19,7 @@ from analysis.config import outcome_meta
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
 from analysis.report.sections.common import health_table, public_model_table
+from analysis.report.outcome_words import time_phrase, words
 from analysis.report.wording import difference_sentence
 
 
@@ -81,8 +82,10 @@ def run_mmrm(ctx: RunContext, result, counts: dict) -> Section:
         tables["lsmeans"], "estimate", f"{meta.label}: LS-means by visit (MMRM)", meta.label + unit))}
     last = result.differences["week"].max()
     diffs = tables["differences"]
+    w = words(cfg, opts.outcome)
     sentences = [difference_sentence(r.arm, cfg.control, r.estimate, r.conf_low, r.conf_high,
-                                     meta.label, last, meta.better != "higher")
+                                     w["word"], last, w["lower_is_better"],
+                                     when=time_phrase(cfg, last), points=w["points"])
                  for r in diffs[diffs["week"] == last].itertuples()]
     sentences.append(mar_sentence(result.patterns, cfg.disclosure_threshold))
     fragment = {"analysis": "mmrm", "status": result.health.status, "formula": result.formula,

@@ -51,12 +51,14 @@ def _pain_headlines(pain: dict, cfg, control: str) -> list[str]:
     return out
 
 
-def _episode_headlines(episodes: dict, control: str) -> list[str]:
+def _episode_headlines(episodes: dict, control: str, cfg=None) -> list[str]:
     rows = [r for r in episodes.get("rate_ratios") or [] if r.get("estimand") == episodes.get("primary")]
-    return ["Knee-pain episodes, " + percent_sentence(r["arm"], control, _num(r.get("percent_reduction")),
-                                                      _num(r.get("percent_reduction_low")),
-                                                      _num(r.get("percent_reduction_high")), "episodes",
-                                                      capital=False)
+    # the count's label and unit from outcomes: (defaults "Knee-pain episodes", "episodes")
+    w = words(cfg, "episodes") if cfg is not None else {"Word": "Knee-pain episodes", "points": "episodes"}
+    return [f"{w['Word']}, " + percent_sentence(r["arm"], control, _num(r.get("percent_reduction")),
+                                                _num(r.get("percent_reduction_low")),
+                                                _num(r.get("percent_reduction_high")), w["points"],
+                                                capital=False)
             for r in rows]
 
 
@@ -95,7 +97,7 @@ def run(ctx: RunContext) -> Section:
         counts = pd.Series([c["verdict"] for c in claims]).value_counts()
         headlines.append("Claims checked: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
     headlines += _pain_headlines(models.get("pain", {}), cfg, control)
-    headlines += _episode_headlines(models.get("episodes", {}), control)
+    headlines += _episode_headlines(models.get("episodes", {}), control, cfg)
     headlines += _strength_headlines(models.get("strength", {}), control)
     headlines.append(design_sentence(cfg))
     not_analysed = []
