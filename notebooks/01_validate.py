@@ -10,9 +10,12 @@
 
 # %% [markdown]
 # # 1. What came in
-# The clinic's log is checked against the data contract (`docs/data-contract.md`) and the anonymity
-# guard before anything else runs. This page says what was read, what was used, and which groups
-# of patients are too small to show.
+# Before anything else, the clinic's records are checked: every visit row must make sense, and no
+# row may identify a patient. This page says what was read, what was used, and which groups of
+# patients are too small to show.
+
+# %% [markdown] tags=["researcher-only"]
+# The log is checked against the data contract (`docs/data-contract.md`) and the anonymity guard.
 
 # %% tags=["parameters"]
 config: str = "config/demo.yaml"  # the run config (relative to the project root)
@@ -29,6 +32,12 @@ out = intake.run(ctx)
 out.say()
 
 # %% [markdown]
+# ## Patients in each treatment group
+
+# %%
+out.figure("arms")
+
+# %% [markdown]
 # ## The log in numbers
 
 # %%
@@ -40,15 +49,15 @@ out.table("intake")
 # %%
 out.table("arms")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Columns used, dropped and ignored
 
-# %%
+# %% tags=["researcher-only"]
 out.table("columns")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## k-anonymity over age band, sex and clinic
 # Groups with fewer patients than the disclosure threshold are withheld.
 
-# %%
+# %% tags=["researcher-only"]
 out.table("k_anonymity")

@@ -34,25 +34,37 @@ out.say()
 out.figure("pain_trajectories")
 
 # %% [markdown]
-# ## Patient flow by treatment (CONSORT-style)
+# ## How many patients started, came back and stayed
 
 # %%
+out.table("flow_wide")
+
+# %% [markdown]
+# ## What patients were like at their first visit
+
+# %%
+out.table("baseline_wide")
+
+# %% [markdown]
+# ## How often each measure was not recorded
+
+# %%
+out.table("missing_wide")
+
+# %% [markdown] tags=["researcher-only"]
+# ## Patient flow (CONSORT-style), baseline and missingness, long form
+
+# %% tags=["researcher-only"]
 out.table("flow", digits=0)
 
-# %% [markdown]
-# ## At the first visit
-
-# %%
+# %% tags=["researcher-only"]
 out.table("baseline")
 
-# %% [markdown]
-# ## Missing values
-
-# %%
+# %% tags=["researcher-only"]
 out.table("missingness", digits=1)
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Pain by week and treatment
 
-# %%
+# %% tags=["researcher-only"]
 out.table("pain_trajectories")

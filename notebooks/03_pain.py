@@ -10,6 +10,11 @@
 
 # %% [markdown]
 # # 3. Pain: did the treatments ease it?
+# Each patient's pain is followed over the weeks, and each treatment is compared with the
+# comparison group at the same week. The lines show what the model expects for a typical patient;
+# the bands show how sure we are (95 % intervals).
+
+# %% [markdown] tags=["researcher-only"]
 # A linear mixed model (REML) follows each patient's pain over the weeks: `pain_score ~ week * arm`
 # with a random intercept and slope per patient, the model lme4 would fit. Differences against the
 # comparison arm come with Satterthwaite degrees of freedom, as lmerTest gives them.
@@ -28,43 +33,49 @@ out = pain_report.run(ctx)
 # %%
 out.say()
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # With `models.pain.analysis: mmrm` (the default for `design: randomised` with scheduled visits)
 # the model is instead an MMRM: visit as a factor, arm x visit, covariates, the configured residual
 # covariance (default unstructured), Kenward-Roger df, as SAS PROC MIXED fits it; its LS-means,
 # differences, missing-data patterns and tipping-point table follow this trend model's sections.
 
 # %% [markdown]
-# ## Pain predicted by the model, by treatment
+# ## Pain over the weeks, each treatment against the comparison group
 
 # %%
 out.figure("marginal_means")
 
 # %% [markdown]
-# ## Each treatment against the comparison arm, week by week
-# Negative numbers mean less pain than the comparison arm.
+# ## Difference in pain against the comparison group, week by week
+# Negative numbers mean less pain than in the comparison group.
 
 # %%
+out.table("by_week", digits=1)
+
+# %% [markdown] tags=["researcher-only"]
+# ## Contrasts against the comparison arm
+
+# %% tags=["researcher-only"]
 out.table("contrasts")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Weekly change in pain against the comparison arm
 
-# %%
+# %% tags=["researcher-only"]
 out.table("slope_differences", digits=3)
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Model details
 # Fixed effects (Satterthwaite df), variance components (SD and correlation, as lme4's `VarCorr`)
 # and fit health.
 
-# %%
+# %% tags=["researcher-only"]
 out.table("fixed_effects", digits=3)
 
-# %%
+# %% tags=["researcher-only"]
 out.table("variance_components", digits=3)
 
-# %%
+# %% tags=["researcher-only"]
 out.table("health")
 
 # %% [markdown] tags=["researcher-only"]
@@ -74,34 +85,34 @@ out.table("health")
 # %% tags=["researcher-only"]
 out.figure("diagnostics")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## MMRM: LS-means by visit (when `models.pain.analysis: mmrm`)
 # Least-squares means per arm at each scheduled visit (equal weights, as SAS's LSMEANS), with
 # their intervals.
 
-# %%
+# %% tags=["researcher-only"]
 out.figure("lsmeans")
 
-# %%
+# %% tags=["researcher-only"]
 out.table("lsmeans")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## MMRM: each treatment against the comparison arm at every visit
 
-# %%
+# %% tags=["researcher-only"]
 out.table("differences")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## MMRM: missing data
 # Patients per arm with each pattern of observed visits (`X` observed, `.` missed, in visit
 # order); counts below the disclosure threshold are withheld. The model assumes the missed visits
 # are missing at random; the tipping-point table shifts the imputed scores of the active arms
 # after dropout by delta and reanalyses (multiple imputation, Rubin's rules).
 
-# %%
+# %% tags=["researcher-only"]
 out.table("missingness_patterns")
 
-# %%
+# %% tags=["researcher-only"]
 out.table("tipping_point", digits=3)
 
 # %% [markdown] tags=["researcher-only"]
@@ -113,9 +124,9 @@ out.table("covariance_matrix", digits=3)
 # %% tags=["researcher-only"]
 out.table("correlation_matrix", digits=3)
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Dose-response (when `models.dose_response: true`)
 # Change in pain per session of each treatment received, for patients who switch between treatments.
 
-# %%
+# %% tags=["researcher-only"]
 out.table("dose_response", digits=3)

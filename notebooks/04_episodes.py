@@ -10,6 +10,10 @@
 
 # %% [markdown]
 # # 4. Knee-pain episodes: fewer flare-ups?
+# Episodes of knee pain are counted between visits and compared per day of follow-up, so patients
+# followed for longer are not counted as having more episodes.
+
+# %% [markdown] tags=["researcher-only"]
 # Episodes are counts over a known number of days, so rates are compared with a log(exposure days)
 # offset. Two estimands are reported side by side: **patient-level** (a negative-binomial mixed
 # model, "for a given patient") and **population-averaged** (GEE with robust standard errors, "across
@@ -30,16 +34,22 @@ out = episodes_report.run(ctx)
 out.say()
 
 # %% [markdown]
-# ## Rate ratios against the comparison arm
+# ## Episodes with each treatment, compared with the comparison group
 
 # %%
 out.figure("forest")
 
 # %%
+out.table("fewer_episodes", digits=0)
+
+# %% [markdown] tags=["researcher-only"]
+# ## Rate ratios, both estimands, and fit health
+
+# %% tags=["researcher-only"]
+out.say_details()
+
+# %% tags=["researcher-only"]
 out.table("rate_ratios", digits=3)
 
-# %% [markdown]
-# ## Fit health
-
-# %%
+# %% tags=["researcher-only"]
 out.table("health")

@@ -10,6 +10,10 @@
 
 # %% [markdown]
 # # 5. Strength: how much stronger?
+# Lower-limb strength is measured at visits; the change over the follow-up is shown in percent, for
+# each treatment and against the comparison group.
+
+# %% [markdown] tags=["researcher-only"]
 # Strength changes are relative, so the model works on log(strength) and reports percent change
 # over the follow-up, per treatment and as a ratio against the comparison arm.
 
@@ -34,19 +38,22 @@ out.say()
 out.figure("percent_change")
 
 # %%
+out.table("change", digits=0)
+
+# %% [markdown] tags=["researcher-only"]
+# ## Percent change per treatment, against the comparison arm (ratio of changes; 1 = same change)
+
+# %% tags=["researcher-only"]
 out.table("percent_change", digits=1)
 
-# %% [markdown]
-# ## Against the comparison arm (ratio of changes; 1 = same change)
-
-# %%
+# %% tags=["researcher-only"]
 out.table("ratio_vs_control", digits=3)
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Model details
 
-# %%
+# %% tags=["researcher-only"]
 out.table("fixed_effects", digits=4)
 
-# %%
+# %% tags=["researcher-only"]
 out.table("health")

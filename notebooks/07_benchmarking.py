@@ -10,6 +10,11 @@
 
 # %% [markdown]
 # # 7. Benchmarking: how do the clinics compare?
+# Each clinic's pain results are compared with the whole network's, for similar patients (same
+# treatment, same pain at the start), so a clinic is not judged on its mix of patients. Clinics
+# appear as letters; one clinic can be highlighted as "your clinic".
+
+# %% [markdown] tags=["researcher-only"]
 # Each clinic's pain results against the network's, for similar patients: the clinic effects of the
 # pain model with a clinic level (shrunken towards the network average, so a small clinic is not
 # judged on a few lucky or unlucky patients), and a funnel plot of the change in pain against the
@@ -58,6 +63,12 @@ out.table("funnel")
 
 # %% [markdown] tags=["researcher-only"]
 # ## Model details (researcher view)
+
+# %% tags=["researcher-only"]
+out.say_details()
+
+# %% [markdown] tags=["researcher-only"]
+# Fit health
 # Fit health of the pain model with a clinic level.
 
 # %% tags=["researcher-only"]

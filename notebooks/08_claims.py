@@ -10,6 +10,14 @@
 
 # %% [markdown]
 # # 8. Do the claims hold up?
+# Each published claim is checked against what the clinic's own records show, and given a verdict:
+# **supported** (the data show an effect as big as claimed),
+# **overstated** (a real effect, but smaller than claimed),
+# **inconclusive** (the data cannot tell the claim from no effect),
+# **contradicted** (the data point the other way, or to no effect),
+# **not testable** (the records lack the treatment, the comparison or the outcome, or too few patients).
+
+# %% [markdown] tags=["researcher-only"]
 # Each claim from the claims file (`claims:` in the run config; see `docs/claims.md`) is compiled to
 # an explicit estimand — which model, which comparison, which scale, which weeks — and graded on the
 # 95 % interval of the primary estimand:
@@ -41,9 +49,12 @@ out.say()
 out.figure("forest")
 
 # %%
+out.table("plain", digits=1)
+
+# %% tags=["researcher-only"]
 out.table("verdicts")
 
-# %% [markdown]
+# %% [markdown] tags=["researcher-only"]
 # ## Caveats: estimands, uncontrolled before/after claims, the other estimand
 # A before/after claim is graded against the comparison arm, because pain and strength also change
 # without treatment (regression to the mean, natural course); `share_of_change_in_control` says how
@@ -51,5 +62,5 @@ out.table("verdicts")
 # account for checking several claims at once; `mde` is the smallest effect these data could detect
 # with 80 % power, and `n_needed_per_arm` the patients per arm needed to test the claimed value.
 
-# %%
+# %% tags=["researcher-only"]
 out.table("details")

@@ -281,7 +281,7 @@ def test_clinic_id_is_never_markup(tmp_path, network_log):
     run_dir = tmp_path / "run"
     saved = json.loads((run_dir / "results.json").read_text())["benchmarking"]
     assert saved["highlighted"]["shown"] is True  # the clinic was found and shown as "your clinic"
-    owner = (run_dir / "html" / "owner" / "07_benchmarking.html").read_text()
+    owner = (run_dir / "owner" / "07_benchmarking.html").read_text()
     assert "&lt;script&gt;alert" in owner  # named, as text
     for path in [*run_dir.rglob("*.html"), *run_dir.rglob("*.svg"), *run_dir.rglob("*.csv")]:
         assert XSS not in path.read_text(errors="ignore"), path.relative_to(run_dir)

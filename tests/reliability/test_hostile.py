@@ -7,7 +7,7 @@
   runs and no notebook is executed.
 * Text from a log (clinic ids, labels mapped through ``labels:``) is shown as text in every page
   and figure: a full run with ``<script>alert(1)</script>`` as a clinic id leaves no raw markup
-  in index.html, html/*/*.html or figures/*.svg; formula-like clinic ids are escaped in every
+  in index.html, owner/*.html, researcher/*.html or figures/*.svg; formula-like clinic ids are escaped in every
   CSV the run writes.
 """
 
@@ -147,7 +147,7 @@ def hostile_run(tmp_path_factory):
 
 
 def _pages(run_dir: Path) -> list[Path]:
-    return ([run_dir / "index.html"] + sorted(run_dir.glob("html/*/*.html"))
+    return ([run_dir / "index.html"] + sorted(run_dir.glob("owner/*.html")) + sorted(run_dir.glob("researcher/*.html"))
             + sorted(run_dir.glob("figures/*.svg")))
 
 
@@ -162,7 +162,7 @@ def test_log_text_never_reaches_a_page_or_figure_as_markup(hostile_run):
 
 def test_log_text_is_shown_as_text(hostile_run):
     # Escaped, not dropped: the owner sees the clinic id and the arm's label as written.
-    intake = (hostile_run / "html" / "owner" / "01_validate.html").read_text(encoding="utf-8")
+    intake = (hostile_run / "owner" / "01_validate.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in intake
     assert "&lt;b&gt;taping&lt;/b&gt;" in intake
     figures = " ".join(p.read_text(encoding="utf-8") for p in hostile_run.glob("figures/*.svg"))

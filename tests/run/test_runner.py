@@ -39,8 +39,8 @@ def test_suite_writes_every_output(demo_run):
         assert (run_dir / name).exists(), name
     for source in notebook_sources():
         assert (run_dir / "notebooks" / f"{source.stem}.ipynb").exists()
-        owner = (run_dir / "html" / "owner" / f"{source.stem}.html").read_text()
-        researcher = (run_dir / "html" / "researcher" / f"{source.stem}.html").read_text()
+        owner = (run_dir / "owner" / f"{source.stem}.html").read_text()
+        researcher = (run_dir / "researcher" / f"{source.stem}.html").read_text()
         assert "open_run" in researcher and "open_run" not in owner  # code hidden for owners
 
 

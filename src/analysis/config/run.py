@@ -28,6 +28,7 @@ from analysis.config.sections import _Section, refuse_identifying
 
 class RunConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    label: str | None = Field(None, max_length=80)  # the report's name for readers (default: name)
     data: Path
     columns: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -87,12 +87,16 @@ class ValidatedLog:
     read_as: str = ""
     notes: list[str] = field(default_factory=list)
     time_unit: str = "weeks"
+    # First and last visit month ("2025-03"), for the report's data period: months only, so no
+    # visit date leaves intake. None when the log orders visits by a numeric ``time``.
+    visit_months: tuple[str, str] | None = None
 
     def _time_range(self) -> str:
         lo, hi = self.data["week"].min(), self.data["week"].max()
         if self.time_unit == "weeks":
             return f"weeks {lo:g} to {hi:g}"
         return f"{self.time_unit} {from_weeks(lo, self.time_unit):g} to {from_weeks(hi, self.time_unit):g}"
+
 
     def summary(self) -> str:
         """What came in and what was kept, as terminal text."""
@@ -213,6 +217,10 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
         raise ValidationFailed(report, path=str(path))
 
     data = to_contract_table(typed, layout, cfg)
+    months = None
+    if "visit_date" in typed and typed["visit_date"].notna().any():
+        dates = typed["visit_date"].dropna()
+        months = (dates.min().strftime("%Y-%m"), dates.max().strftime("%Y-%m"))
     notes = [f"note: drop: {name!r} is not a column of the file"
              for name in cfg.drop if name not in raw.header and name not in raw.labels] + notes
     return ValidatedLog(
@@ -222,7 +230,7 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
         dropped=dropped, ignored=[lab for lab in kept if lab not in roles],
         k_anonymity=k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold),
         disclosure_threshold=cfg.disclosure_threshold, read_as=_read_as(raw), notes=notes,
-        time_unit=cfg.time_unit)
+        time_unit=cfg.time_unit, visit_months=months)
 
 
 def _read_as(raw: RawLog) -> str:

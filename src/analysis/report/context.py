@@ -4,10 +4,11 @@ Layout of ``reports/<run>/``::
 
     manifest.json            provenance (written by the runner)
     results.json             every estimate (merged from results/ by the runner)
-    index.html               dashboard
+    index.html               dashboard (the owner report's first page)
+    audit.html               the manifest in readable form, how to rerun and verify
     notebooks/NN_x.ipynb     executed notebooks
-    html/owner/NN_x.html     code hidden, researcher-only cells removed
-    html/researcher/NN_x.html
+    owner/NN_x.html          owner report: code hidden, researcher-only cells removed
+    researcher/NN_x.html     researcher report: everything, with code
     tables/*.csv             tidy, disclosure-controlled tables
     figures/*.svg            deterministic figures
     results/<section>.json   per-notebook result fragments
@@ -38,6 +39,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.config import RunConfig, load_config  # noqa: E402
 from analysis.report.disclosure import COORDINATES, DisclosureLog, suppress_small_cells  # noqa: E402
+from analysis.report.labels import column_label, treatment_label  # noqa: E402
 from analysis.results import write_json  # noqa: E402
 
 # Fixed SVG ids and no embedded dates: the same figure gives the same bytes.
@@ -226,6 +228,26 @@ def open_run(config: str | Path, run_dir: str | Path, section: str = "run") -> R
     return RunContext(config_path=config_path, run_dir=resolve_path(run_dir), cfg=cfg, section=section)
 
 
+def figure_title(fig: plt.Figure) -> str:
+    """A figure's title in words (its suptitle, else its first panel's title), for alt text."""
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if not title:
+        title = next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
+    return " ".join(title.replace("\\$", "$").split()) or "figure"
+
+
+@dataclass(frozen=True)
+class FigureOutput:
+    """An SVG figure for display with its title as alternative text (the ``clinic`` template puts
+    it in the image's ``alt``; text-only frontends show the title)."""
+
+    svg: str
+    alt: str
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"image/svg+xml": self.svg, "text/plain": self.alt}, {"image/svg+xml": {"alt": self.alt}}
+
+
 @dataclass
 class Section:
     """What a notebook shows: plain sentences first, then figures, then tables.
@@ -238,6 +260,9 @@ class Section:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, plt.Figure] = field(default_factory=dict)
     not_shown: str = "not analysed for this log (see the summary page for why)"
+    # Sentences about the model rather than the finding (estimands, variance components, tests):
+    # shown by say_details() in the researcher view only.
+    details: list[str] = field(default_factory=list)
 
     def say(self):
         """The section's plain-language findings as Markdown."""
@@ -245,6 +270,12 @@ class Section:
 
         return Markdown("\n".join(f"- {markdown_safe(s)}" for s in self.sentences)
                         or "_Nothing to report._")
+
+    def say_details(self):
+        """The section's technical notes as Markdown (a researcher-only cell shows them)."""
+        from IPython.display import Markdown
+
+        return Markdown("\n".join(f"- {markdown_safe(s)}" for s in self.details) or "_No notes._")
 
     def _absent(self, name: str):
         from IPython.display import Markdown
@@ -264,6 +295,14 @@ class Section:
                        and pd.api.types.is_numeric_dtype(self.tables[name][c])]
             table.loc[flagged, numeric] = "withheld"
         counts = [c for c in table.columns if str(c).startswith("n_") or c in ("week", "visits")]
+        counts += [c for c in table.columns if c not in counts
+                   and pd.api.types.is_integer_dtype(self.tables[name][c])]
+        for col in ("arm", "comparison", "treatment"):  # code names of treatments -> words
+            if col in table and not pd.api.types.is_numeric_dtype(table[col]):
+                table[col] = table[col].map(lambda v: v if v is None or v == "withheld" else treatment_label(v))
+        headers = {c: column_label(c) for c in table.columns}
+        table = table.rename(columns=headers)
+        counts = [headers[c] for c in counts]
 
         def whole(value):
             if isinstance(value, (int, float)) and not pd.isna(value):
@@ -271,8 +310,9 @@ class Section:
             return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
         # escape="html": cells may hold text from a log (clinic ids, labels), shown as text only.
+        # Headers too: a wide table's columns can be treatments or clinics named in the log.
         return (table.style.hide(axis="index").format(precision=digits, na_rep="—", escape="html")
-                .format(whole, subset=counts, escape="html"))
+                .format(whole, subset=counts, escape="html").format_index(escape="html", axis=1))
 
     def figure(self, name: str):
         """The named figure as SVG for display, or a note saying why it is absent."""
@@ -285,7 +325,7 @@ class Section:
         fig = self.figures[name]
         path = getattr(fig, "svg_path", None)
         if path is not None and Path(path).exists():  # written by RunContext.figure: not drawn again
-            return SVG(Path(path).read_bytes())
+            return FigureOutput(SVG(Path(path).read_bytes()).data, figure_title(fig))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-        return SVG(buffer.getvalue())
+        return FigureOutput(SVG(buffer.getvalue()).data, figure_title(fig))

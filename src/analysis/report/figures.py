@@ -20,58 +20,127 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-sns.set_theme(style="whitegrid", context="notebook")
+# Figures are drawn ~6.4 in wide with 12 pt text, so that scaled to a 390 px phone the text is
+# still about 10 px high.
+sns.set_theme(style="whitegrid", context="notebook", font_scale=1.1)
 # Labels come from the user (intervention names, clinic ids, outcome labels): a "$" or "\\frac{"
 # in one must print as typed, never start mathtext (a parse error, or markup in a figure).
 matplotlib.rcParams["text.parse_math"] = False
 
 #: Scatter layers with more points than this are rasterised inside the SVG.
 RASTER_POINTS = 2000
+WIDTH = 6.4
+
+# Okabe & Ito (2008), the colour-blind-safe palette; yellow last (weak on white). The comparison
+# (control) arm is always dark grey and drawn as the reference.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442"]
+CONTROL_COLOUR = "#4d4d4d"
 
 
-def _palette(levels) -> dict:
-    return dict(zip(levels, sns.color_palette("colorblind", len(levels))))
+def treatment_colours(interventions, control: str | None) -> dict[str, str]:
+    """One colour per treatment, the same in every figure of a run (the config's order of
+    interventions), the control arm grey."""
+    others = [str(i) for i in interventions if i != control]
+    colours = {arm: OKABE_ITO[i % len(OKABE_ITO)] for i, arm in enumerate(others)}
+    if control is not None:
+        colours[str(control)] = CONTROL_COLOUR
+    return colours
+
+
+def _label(arm) -> str:
+    return _text(str(arm).replace("_", " "))
+
+
+def _palette(levels, colours: dict | None = None) -> dict:
+    colours = colours or {}
+    spare = iter(c for c in OKABE_ITO if c not in colours.values())
+    return {lvl: colours.get(str(lvl)) or next(spare, "#1f4e79") for lvl in levels}
 
 
 def bands_by_arm(table: pd.DataFrame, y: str, title: str, ylabel: str, x: str = "week",
-                 low: str = "conf_low", high: str = "conf_high",
-                 xlabel: str = "weeks since first visit") -> plt.Figure:
-    """One line per arm with its interval as a band (rows with missing values are skipped)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+                 low: str = "conf_low", high: str = "conf_high", colours: dict | None = None,
+                 control: str | None = None, xlabel: str = "weeks since the first visit") -> plt.Figure:
+    """Each arm's line with its interval as a band; rows with missing values are skipped.
+
+    With a ``control`` arm in the table and more than two other arms, one panel per treatment, each
+    against the control (grey, dashed) as the reference: at most two bands a panel.
+    """
     data = table.dropna(subset=[y])
     arms = list(dict.fromkeys(data["arm"]))
-    colours = _palette(arms)
-    for arm in arms:
-        part = data[data["arm"] == arm].sort_values(x)
-        ax.plot(part[x], part[y], marker="o", ms=3, label=str(arm), color=colours[arm])
-        ax.fill_between(part[x], part[low], part[high], alpha=0.15, color=colours[arm])
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    palette = _palette(arms, colours)
+    treated = [a for a in arms if a != control]
+    facet = control in arms and len(treated) > 2
+    panels = [[control, a] for a in treated] if facet else [arms]
+    ncols = 2 if facet else 1
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH, (2.7 if facet else 4.2) * nrows + 0.9),
+                             sharex=True, sharey=True, squeeze=False)
+    for ax, members in zip(axes.flat, panels):
+        for arm in members:
+            part = data[data["arm"] == arm].sort_values(x)
+            ref = arm == control
+            ax.plot(part[x], part[y], marker="o", ms=3, color=palette[arm], ls="--" if ref else "-",
+                    label=_label(arm) + (" (comparison)" if ref else ""))
+            ax.fill_between(part[x], part[low], part[high], alpha=0.12 if ref else 0.2, color=palette[arm])
+        if facet:
+            ax.set_title(_label(members[1]), fontsize="medium", color=palette[members[1]], fontweight="bold")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1, :]:
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    fig.suptitle(_text(title), fontsize="large")
     if arms:
-        ax.legend(title="treatment", fontsize="small", frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if facet:
+            handles, labels = handles[:1], [labels[0] + ", dashed, in every panel"]
+        fig.legend(handles, labels, loc="lower center", ncol=1 if facet else 2, frameon=False, fontsize="small",
+                   bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.07 if facet else 0.12, 1, 1))
+    return fig
+
+
+def patients_by_arm(table: pd.DataFrame, colours: dict | None = None, control: str | None = None) -> plt.Figure:
+    """Patients per treatment arm, one bar each in the treatment's colour (withheld rows skipped)."""
+    data = table.dropna(subset=["n_patients"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.55 * max(len(data), 2) + 1.3))
+    palette = _palette(list(data["arm"]), colours)
+    ypos = np.arange(len(data))[::-1]
+    ax.barh(ypos, data["n_patients"], color=[palette[a] for a in data["arm"]])
+    ax.set_yticks(ypos, [_label(a) + (" (comparison)" if a == control else "") for a in data["arm"]])
+    for y_, n in zip(ypos, data["n_patients"]):
+        ax.annotate(f"{n:.0f}", (n, y_), xytext=(4, 0), textcoords="offset points", va="center")
+    ax.set(title="Patients in each treatment group", xlabel="patients", ylabel="")
+    ax.grid(axis="y", visible=False)
     fig.tight_layout()
     return fig
 
 
 def forest(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, title: str,
            xlabel: str, reference: float = 1.0, log_scale: bool = True,
-           claimed: str | None = None) -> plt.Figure:
+           claimed: str | None = None, colours: dict | None = None,
+           reference_label: str | None = None) -> plt.Figure:
     """Estimates with intervals, one row each; a dashed line at no effect, diamonds at claims."""
     data = table.dropna(subset=[estimate]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, 0.55 * max(len(data), 2) + 1.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.55 * max(len(data), 2) + 1.6))
     ypos = np.arange(len(data))[::-1]
-    ax.errorbar(data[estimate], ypos, xerr=[data[estimate] - data[low], data[high] - data[estimate]],
-                fmt="o", color="#1f4e79", capsize=3, label="estimate, 95% interval")
+    palette = _palette(list(data["arm"]), colours) if "arm" in data else {}
+    for i, row in data.iterrows():
+        ax.errorbar([row[estimate]], [ypos[i]], xerr=[[row[estimate] - row[low]], [row[high] - row[estimate]]],
+                    fmt="o", capsize=3, color=palette.get(row.get("arm"), "#1f4e79"),
+                    label="estimate, 95% interval" if i == 0 else None)
     if claimed and claimed in data:
         ax.scatter(data[claimed], ypos, marker="D", color="#c0392b", zorder=3, label="claimed")
-    ax.axvline(reference, ls="--", color="grey", lw=1)
-    ax.set_yticks(ypos, data[label].astype(str))
+    ax.axvline(reference, ls="--", color=CONTROL_COLOUR, lw=1.2, label=reference_label)
+    ax.set_yticks(ypos, [_text(v) for v in data[label].astype(str)])
     if log_scale:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 0.75, 1, 1.5, 2, 4]))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set(title=title, xlabel=xlabel)
-    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -99,19 +168,28 @@ def residual_diagnostics(fitted: np.ndarray, residuals: np.ndarray, random_effec
 
 
 def bars_by_arm(table: pd.DataFrame, y: str, low: str, high: str, title: str, ylabel: str,
-                reference: float | None = None) -> plt.Figure:
-    """One bar per arm with an interval (e.g. responder share, percent change)."""
+                reference: float | None = None, colours: dict | None = None,
+                control: str | None = None) -> plt.Figure:
+    """One horizontal bar per arm with an interval (e.g. responder share, percent change); the
+    control arm's value is drawn as a dotted reference line across all bars. ``ylabel`` names the
+    value axis."""
     data = table.dropna(subset=[y]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colours = _palette(list(data["arm"]))
-    ax.bar(data["arm"].astype(str), data[y], color=[colours[a] for a in data["arm"]], alpha=0.85)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.6 * max(len(data), 2) + 1.6))
+    palette = _palette(list(data["arm"]), colours)
+    ypos = np.arange(len(data))[::-1]
+    ax.barh(ypos, data[y], color=[palette[a] for a in data["arm"]], alpha=0.9)
     # Score intervals can put a bound a rounding error inside the estimate (0 responders): clip at 0.
-    yerr = [(data[y] - data[low]).clip(lower=0), (data[high] - data[y]).clip(lower=0)]
-    ax.errorbar(data["arm"].astype(str), data[y], yerr=yerr, fmt="none", color="black", capsize=4)
+    xerr = [(data[y] - data[low]).clip(lower=0), (data[high] - data[y]).clip(lower=0)]
+    ax.errorbar(data[y], ypos, xerr=xerr, fmt="none", color="black", capsize=4)
     if reference is not None:
-        ax.axhline(reference, color="grey", lw=1, ls="--")
-    ax.set(title=title, ylabel=ylabel, xlabel="")
-    ax.tick_params(axis="x", rotation=20)
+        ax.axvline(reference, color="grey", lw=1, ls="--")
+    if control is not None and control in set(data["arm"]):
+        level = float(data.loc[data["arm"] == control, y].iloc[0])
+        ax.axvline(level, color=CONTROL_COLOUR, lw=1.2, ls=":", label=f"{_label(control)} (comparison)")
+        ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_yticks(ypos, [_label(a) for a in data["arm"]])
+    ax.set(title=_text(title), xlabel=_text(ylabel), ylabel="")
+    ax.grid(axis="y", visible=False)
     fig.tight_layout()
     return fig
 
@@ -124,7 +202,7 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
     """
     data = table.dropna(subset=["estimate"]).reset_index(drop=True)
     n = max(len(data), 1)
-    fig, axes = plt.subplots(n, 1, figsize=(7.5, 1.25 * n + 0.6), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(WIDTH, 1.45 * n + 0.8), squeeze=False)
     for ax, row in zip(axes[:, 0], data.itertuples()):
         ax.errorbar([row.estimate], [0], xerr=[[row.estimate - row.conf_low], [row.conf_high - row.estimate]],
                     fmt="o", color="#1f4e79", capsize=4)
@@ -132,10 +210,11 @@ def claims_forest(table: pd.DataFrame) -> plt.Figure:
             ax.scatter([row.claimed], [0], marker="D", color="#c0392b", zorder=3)
         ax.axvline(0, ls="--", color="grey", lw=1)
         ax.set_yticks([])
-        ax.set_title(f"{row.id}: {row.verdict}", fontsize="small", loc="left")
+        text = str(row.text) if len(str(row.text)) <= 48 else str(row.text)[:46].rstrip() + "…"
+        ax.set_title(_text(f"“{text}”: {row.verdict}"), fontsize="small", loc="left")
         ax.set_xlabel(str(row.units), fontsize="x-small")
         ax.tick_params(axis="x", labelsize="x-small")
-    fig.suptitle("Claims: estimate with 95% interval (dot), claimed value (diamond), no effect (dashed)",
+    fig.suptitle("Each claim: what the data show (dot, 95% interval),\nthe claimed value (diamond), no effect (dashed)",
                  fontsize="small")
     fig.tight_layout()
     return fig
@@ -153,7 +232,7 @@ def caterpillar(table: pd.DataFrame, label: str, estimate: str, low: str, high: 
     Rows with a missing estimate (withheld) are skipped.
     """
     data = table.dropna(subset=[estimate]).sort_values([estimate, label], kind="stable").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, 0.42 * max(len(data), 3) + 1.5))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.42 * max(len(data), 3) + 1.5))
     ypos = np.arange(len(data))
     is_hl = (data[label] == highlight).to_numpy() if highlight is not None else np.zeros(len(data), bool)
     for mask, colour, name in ((~is_hl, "#1f4e79", "clinic"), (is_hl, "#c0392b", _text(highlight))):
@@ -179,7 +258,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, target: float, title
     """A funnel plot: one point per unit against its number of patients, the target line, and
     95 % and 99.8 % control limits (``limits`` has ``n_patients`` and ``lower_95, upper_95,
     lower_99.8, upper_99.8``); each point is labelled, ``highlight`` in red."""
-    fig, ax = plt.subplots(figsize=(7, 4.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.6))
     lim = limits.sort_values(n)
     for level, style in (("95", "--"), ("99.8", ":")):
         ax.plot(lim[n], lim[f"lower_{level}"], ls=style, color="#555555", lw=1.2, label=f"{level}% limits")

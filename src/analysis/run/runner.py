@@ -9,11 +9,11 @@ Order of work, so that a bad input never leaves a report that looks final:
    and the claims file is read, so that an unsafe formula or a bad claims file is refused (exit
    code 2) before any notebook starts;
 3. notebooks run in order (``notebooks/NN_*.py``, jupytext py:percent, converted in memory); each
-   executed notebook is saved, and rendered to HTML twice (owner: code hidden, researcher-only
-   cells removed; researcher: with code);
+   executed notebook is saved; when the loop ends each is rendered to HTML twice
+   (``owner/``: code hidden, researcher-only cells removed; ``researcher/``: with code);
 4. the result fragments are merged into ``results.json`` only when every notebook succeeded;
-5. ``index.html`` and ``manifest.json`` are written last, both saying ``failed`` when a notebook
-   failed (exit code 1, no ``results.json``).
+5. ``index.html``, ``audit.html`` and ``manifest.json`` are written last, all saying ``failed``
+   when a notebook failed (exit code 1, no ``results.json``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from analysis.errors import ConfigError, IdentifierError, OutcomesError, Validat
 from analysis.report.context import project_root
 from analysis.results import merge_fragments, write_json
 from analysis.run.folder import check_target, commit, discard, new_staging
-from analysis.run.manifest import build_manifest, utc_now
+from analysis.run.manifest import build_manifest, output_hashes, utc_now
 
 NOTEBOOK_DIR = "notebooks"
 #: Columns that identify a patient or the clinic they attend: never a model term or outcome.
@@ -194,7 +194,8 @@ def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, s
               progress: bool, notebooks: list[Path] | None) -> RunOutcome:
     """Validate, pre-flight and execute into the staging folder ``run_dir``."""
     from analysis.intake.validate import validate_log, write_validation_failure
-    from analysis.report.html import render_dashboard, render_notebook_html
+    from analysis.report.html import render_dashboard, render_notebook_html, report_header
+    from analysis.report.pages import render_audit
 
     try:
         validated = validate_log(cfg)
@@ -233,20 +234,24 @@ def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, s
                 break
             finally:
                 if out_nb.exists():
-                    render_notebook_html(out_nb, run_dir)
                     executed.append(source.stem)
         captured = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
     status = "failed" if error else "succeeded"
+    header = report_header(cfg, validated)
+    for stem in executed:  # after the loop, so that previous/next links only name pages that exist
+        render_notebook_html(run_dir / "notebooks" / f"{stem}.ipynb", run_dir, header, order=executed)
     results = None
     if not error:
         results = merge_fragments(run_dir / "results")
         write_json(run_dir / "results.json", results)
-    render_dashboard(run_dir, cfg, results, status=status, error=error, notebooks=executed)
+    render_dashboard(run_dir, cfg, results, status=status, error=error, notebooks=executed, header=header)
     manifest = build_manifest(
         run_dir=run_dir, target=target, cfg=cfg, config_path=config_path, validated=validated, status=status,
         error=error, started=started, finished=utc_now(), warnings=captured,
         notebooks=executed, seconds=time.perf_counter() - t0,
     )
+    render_audit(run_dir, manifest, header, target=target)
+    manifest["outputs"] = output_hashes(run_dir)  # now with audit.html
     write_json(run_dir / "manifest.json", manifest)
     return RunOutcome(target, status, 0 if not error else 1, error)

@@ -66,6 +66,9 @@ def not_possible(ctx: RunContext, reason: str) -> Section:
                    not_shown=f"not shown — benchmarking is not possible: {reason}")
 
 
+TECHNICAL_SENTENCES = ("Between clinics, follow-up pain", "Funnel limits:")
+
+
 def run(ctx: RunContext, clinic_id: str = "") -> Section:
     """Benchmark the clinics of the log; ``clinic_id`` (else ``benchmarking.clinic_id``) is highlighted."""
     cfg, opts, k = ctx.cfg, ctx.cfg.benchmarking, ctx.cfg.disclosure_threshold
@@ -127,7 +130,10 @@ def run(ctx: RunContext, clinic_id: str = "") -> Section:
         "labels": "letters from the largest clinic (A) down; ties by a salted SHA-256 of the id",
         **results,
     })
-    return Section(sentences + notes, tables, figs)
+    # How the model and the funnel limits were set (SD, τ², χ² test) is for researchers.
+    details = [s for s in sentences if s.startswith(TECHNICAL_SENTENCES)]
+    plain = [s for s in sentences if not s.startswith(TECHNICAL_SENTENCES)]
+    return Section(plain + notes, tables, figs, details=details)
 
 
 def _clinic_effects(ctx, effects, labels, tables, figs, sentences) -> dict:

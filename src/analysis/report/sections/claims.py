@@ -48,4 +48,7 @@ def run(ctx: RunContext) -> Section:
                  for r in audit.itertuples()]
     details = audit[["id", "estimand", "uncontrolled", "share_of_change_in_control", "secondary"]].copy()
     details["secondary"] = details["secondary"].map(lambda s: "" if s is None or (isinstance(s, float) and pd.isna(s)) else str(s))
-    return Section(sentences, {"verdicts": audit[SHOWN], "details": details}, figs)
+    plain = audit[["text", "verdict", "estimate", "conf_low", "conf_high", "claimed", "units"]].rename(columns={
+        "text": "claim", "estimate": "what the data show", "conf_low": "95% interval, low",
+        "conf_high": "95% interval, high", "units": "measured in"})
+    return Section(sentences, {"verdicts": audit[SHOWN], "details": details, "plain": plain}, figs)

@@ -21,6 +21,20 @@ def public_model_table(ctx: RunContext, name: str, table: pd.DataFrame, counts: 
     return ctx.public_table(name, attach_arm_counts(table, counts), key_columns=["term"] if "term" in table else None)
 
 
+def plain_table(table: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """A table for owners: only ``columns`` (renamed to their labels), counts as whole numbers.
+
+    ``columns`` maps a column of ``table`` to its header; treatments are put in words when the
+    table is displayed (:meth:`analysis.report.context.Section.table`). Suppressed rows stay marked.
+    """
+    keep = [c for c in columns if c in table]
+    out = table[keep + (["suppressed"] if "suppressed" in table else [])].copy()
+    for col in keep:
+        if col.startswith("n_") and pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].round().astype("Int64")
+    return out.rename(columns={c: columns[c] for c in keep})
+
+
 def has_values(visits: pd.DataFrame, column: str) -> bool:
     return column in visits and bool(visits[column].notna().any())
 

@@ -12,6 +12,7 @@ from analysis.report.sections.common import (
     has_values,
     health_table,
     not_analysed,
+    plain_table,
     public_model_table,
 )
 from analysis.report.wording import percent_sentence
@@ -32,20 +33,21 @@ def run(ctx: RunContext) -> Section:
     ctx.public_table("episode_health", health, count_column=None)
     tables = {"rate_ratios": rates, "health": health}
     figs = {}
-    shown = rates.dropna(subset=["rate_ratio"])
-    if len(shown):
-        labelled = shown.assign(label=shown["arm"].str.replace("_", " ") + " (" +
-                                shown["estimand"].str.replace("_", "-") + ")")
+    shown = rates[rates["estimand"] == result.primary].dropna(subset=["rate_ratio"])
+    if len(shown):  # the primary estimand; the table of the researcher view has both
+        labelled = shown.assign(label=shown["arm"].str.replace("_", " "))
         figs["forest"] = ctx.figure("episode_rate_ratios", figures.forest(
             labelled, "label", "rate_ratio", "rr_conf_low", "rr_conf_high",
-            f"{words(cfg, 'episodes')['Word']}: rate ratio against {cfg.control.replace('_', ' ')}",
-            f"rate ratio (below 1 = fewer {words(cfg, 'episodes')['points']}), log scale"))
+            f"{words(cfg, 'episodes')['Word']} compared with {cfg.control.replace('_', ' ')}",
+            f"{words(cfg, 'episodes')['points']} relative to the comparison (0.5 = half as many)",
+            colours=figures.treatment_colours(cfg.interventions, cfg.control),
+            reference_label=f"same as {cfg.control.replace('_', ' ')}"))
     primary = rates[rates["estimand"] == result.primary]
     sentences = [percent_sentence(r.arm, cfg.control, r.percent_reduction, r.percent_reduction_low,
                                   r.percent_reduction_high, words(cfg, "episodes")["word"])
                  for r in primary.itertuples()]
-    sentences.append(f"These are {result.primary.replace('_', '-')} estimates ({result.descriptions.get(result.primary, '')}); "
-                     "the other estimand is shown beside them in the table.")
+    details = [f"These are {result.primary.replace('_', '-')} estimates ({result.descriptions.get(result.primary, '')}); "
+               "the other estimand is shown beside them in the table."]
     ctx.results("models.episodes", {
         "primary": result.primary, "family": result.family, "control": result.control,
         "rate_ratios": rates, "estimands": result.descriptions, "notes": result.notes,
@@ -53,4 +55,7 @@ def run(ctx: RunContext) -> Section:
         "health": {k: h.to_dict() for k, h in result.health.items()},
         "status": {k: h.status for k, h in result.health.items()},
     })
-    return Section(sentences, tables, figs)
+    tables["fewer_episodes"] = plain_table(primary, {
+        "arm": "treatment", "percent_reduction": "% fewer episodes", "percent_reduction_low": "95% interval, low",
+        "percent_reduction_high": "95% interval, high", "n_patients": "patients"})
+    return Section(sentences, tables, figs, details=details)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.report import figures
 from analysis.report.context import RunContext, Section
 from analysis.report.disclosure import display_count
 
@@ -30,6 +31,9 @@ def run(ctx: RunContext) -> Section:
     arm_table = arms.table.copy()
     arm_table["n_switchers"] = [display_count(n, k) for n in arm_table["n_switchers"]]
     arm_table = ctx.public_table("arms", arm_table, key_columns=["arm"])
+    figs = {"arms": ctx.figure("patients_by_arm", figures.patients_by_arm(
+        arm_table, colours=figures.treatment_colours(ctx.cfg.interventions, ctx.cfg.control),
+        control=ctx.cfg.control))} if len(arm_table) else {}
     kanon = validated.k_anonymity.copy()
     below = int(kanon["below_threshold"].sum()) if len(kanon) else 0
     kanon = ctx.public_table("k_anonymity", kanon.drop(columns=["below_threshold"], errors="ignore"))
@@ -58,4 +62,4 @@ def run(ctx: RunContext) -> Section:
         sentences.append(f"{below} combinations of age band, sex and clinic have fewer than {k} patients; "
                          "they are withheld from every table meant for readers.")
     return Section(sentences, {"intake": intake, "columns": columns, "arms": arm_table,
-                               "k_anonymity": kanon}, {})
+                               "k_anonymity": kanon}, figs)

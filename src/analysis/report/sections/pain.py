@@ -16,10 +16,12 @@ from analysis.report.sections.common import (
     has_values,
     health_table,
     not_analysed,
+    plain_table,
     public_model_table,
     report_weeks,
     status_sentence,
 )
+from analysis.report.labels import outcome_label
 from analysis.report.wording import difference_sentence
 
 
@@ -64,7 +66,8 @@ def run(ctx: RunContext) -> Section:
     shown, x, xlabel = time_axis(cfg, tables["marginal_means"])
     figs = {"marginal_means": ctx.figure("pain_marginal_means", figures.bands_by_arm(
         shown, "estimate", f"{words(cfg, opts.outcome)['Word']} predicted by the model, by treatment",
-        words(cfg, opts.outcome)["axis"], x=x, xlabel=xlabel))}
+        words(cfg, opts.outcome)["axis"], x=x, xlabel=xlabel,
+        colours=figures.treatment_colours(cfg.interventions, cfg.control), control=cfg.control))}
     fit = result.fit
     if fit is not None and fit.residuals is not None:
         re_cols = fit.random_effects.select_dtypes("number")
@@ -96,6 +99,9 @@ def run(ctx: RunContext) -> Section:
         "slope_differences": tables["slope_differences"], "weeks": weeks,
         "model": lmm_result_words(result), "out_of_range": out_of_range,
     })
+    tables["by_week"] = plain_table(contrasts, {
+        "arm": "treatment", "week": "week", "estimate": "difference in pain (points)",
+        "conf_low": "95% interval, low", "conf_high": "95% interval, high", "n_patients": "patients"})
     return Section(sentences, tables, figs)
 
 

@@ -16,6 +16,7 @@ from analysis.report.sections.common import (
     health_table,
     last_report_week,
     not_analysed,
+    plain_table,
     public_model_table,
 )
 from analysis.report.wording import certainty, pretty_arm
@@ -50,11 +51,18 @@ def run(ctx: RunContext) -> Section:
     hidden = differences["arm"].astype(str).isin(withheld) | (str(cfg.control) in withheld)
     differences.loc[hidden, [c for c in differences.columns if c in [*shares, "std_error", "statistic", "p_value"]]] = float("nan")
     differences = ctx.public_table("responder_differences", differences, key_columns=["arm"])
-    tables = {"proportions": proportions, "differences": differences}
+    shares_pct = proportions.assign(**{c: 100 * proportions[c] for c in ("estimate", "conf_low", "conf_high")})
+    tables = {"proportions": proportions, "differences": differences,
+              "shares": plain_table(shares_pct, {
+                  "arm": "treatment", "estimate": "% with noticeable relief", "conf_low": "95% interval, low",
+                  "conf_high": "95% interval, high", "n_assessable": "patients assessed",
+                  "n_responders": "patients with relief"})}
+    pct = shares_pct
     figs = {"responders": ctx.figure("responder_proportions", figures.bars_by_arm(
-        proportions, "estimate", "conf_low", "conf_high",
+        pct, "estimate", "conf_low", "conf_high",
         f"Share of patients with clinically important {'relief' if w['lower_is_better'] else 'improvement'} "
-        f"at {time_phrase(cfg, r_opts.week)}", "share of patients"))}
+        f"at {time_phrase(cfg, r_opts.week)}", "share of patients (%)",
+        colours=figures.treatment_colours(cfg.interventions, cfg.control), control=cfg.control))}
     rule = " or ".join(
         [f"{min_points:g} {w['points']}"] * math.isfinite(min_points)
         + [f"{min_percent:g}%"] * math.isfinite(min_percent))

@@ -13,6 +13,7 @@ from analysis.report.sections.common import (
     has_values,
     health_table,
     not_analysed,
+    plain_table,
     public_model_table,
     status_sentence,
 )
@@ -47,7 +48,8 @@ def run(ctx: RunContext) -> Section:
     fixed = public_model_table(ctx, "strength_fixed_effects", result.fixed_effects, counts)
     figs = {"percent_change": ctx.figure("strength_percent_change", figures.bars_by_arm(
         change, "estimate", "conf_low", "conf_high", f"Change in strength over {horizon:g} weeks",
-        "percent change", reference=0.0))}
+        "change in strength (%)", reference=0.0,
+        colours=figures.treatment_colours(cfg.interventions, cfg.control), control=cfg.control))}
     by_arm = dict(zip(change["arm"].astype(str), change["estimate"]))
     control_change = by_arm.get(str(cfg.control), float("nan"))
     sentences = []
@@ -64,5 +66,8 @@ def run(ctx: RunContext) -> Section:
         "fixed_effects": fixed, "variance_components": result.variance_components,
         "health": result.health.to_dict(), "n_obs": result.n_obs, "n_patients": result.n_patients,
     })
+    unit = f"% change over {horizon:g} weeks"
+    plain = plain_table(change, {"arm": "treatment", "estimate": unit, "conf_low": "95% interval, low",
+                                 "conf_high": "95% interval, high", "n_patients": "patients"})
     return Section(sentences, {"percent_change": change, "ratio_vs_control": ratio, "fixed_effects": fixed,
-                               "health": health}, figs)
+                               "health": health, "change": plain}, figs)

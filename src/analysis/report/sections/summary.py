@@ -108,4 +108,5 @@ def run(ctx: RunContext) -> Section:
     figures = [f for f in HEADLINE_FIGURES if (ctx.run_dir / "figures" / f"{f}.svg").exists()]
     ctx.results("summary", {"headlines": headlines, "not_analysed": not_analysed, "figures": figures})
     table = pd.DataFrame({"not analysed": not_analysed}) if not_analysed else pd.DataFrame()
-    return Section(headlines, {"not_analysed": table} if not_analysed else {}, {})
+    return Section(headlines, {"not_analysed": table} if not_analysed else {}, {},
+                   not_shown="every outcome in the log was analysed")
