@@ -2,8 +2,8 @@
 
 Code names (``deep_tissue_massage``, ``pain_score``, ``conf_low``) never reach an owner's page:
 every name passes through one of these functions first. Outcome labels and units come from
-:func:`outcome_label`, which reads the run config's outcome metadata
-config says (``outcomes:``, :func:`analysis.config.outcome_meta`).
+:func:`outcome_label`, which reads the run config's outcome metadata (``outcomes:``,
+:func:`analysis.config.outcome_meta`).
 """
 
 from __future__ import annotations
