@@ -97,12 +97,12 @@ def test_verify_names_every_edited_page_on_a_copy_in_another_folder(demo_run, tm
     page.write_text(page.read_text().replace("</body>", "<p>supported</p></body>"))
     table = copy / "run" / "tables" / "arms.csv"
     table.write_text(table.read_text() + "\n")
-    (copy / "run" / "html" / "extra.html").write_text("<p>planted</p>")
+    (copy / "run" / "owner" / "extra.html").write_text("<p>planted</p>")
     assert main(["verify", str(copy / "run")]) == 1  # no rerun: the folder already fails
     out = capsys.readouterr().out
     rel = page.relative_to(copy / "run").as_posix()
     assert f"output {rel}: changed" in out and "output tables/arms.csv: changed" in out
-    assert "output html/extra.html: not in the manifest" in out
+    assert "output owner/extra.html: not in the manifest" in out
     assert "input changed" not in out and "rerun" not in out
 
 
