@@ -53,6 +53,12 @@ out.figure("marginal_means")
 out.table("by_week", digits=1)
 
 # %% [markdown] tags=["researcher-only"]
+# ## The model fitted
+
+# %% tags=["researcher-only"]
+out.say_details()
+
+# %% [markdown] tags=["researcher-only"]
 # ## Contrasts against the comparison arm
 
 # %% tags=["researcher-only"]

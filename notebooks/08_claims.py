@@ -51,6 +51,12 @@ out.figure("forest")
 # %%
 out.table("plain", digits=1)
 
+# %% [markdown] tags=["researcher-only"]
+# ## The analysis each verdict rests on
+
+# %% tags=["researcher-only"]
+out.say_details()
+
 # %% tags=["researcher-only"]
 out.table("verdicts")
 

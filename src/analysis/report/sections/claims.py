@@ -44,11 +44,13 @@ def run(ctx: RunContext) -> Section:
     figs = {}
     if audit["estimate"].notna().any():
         figs["forest"] = ctx.figure("claims_forest", figures.claims_forest(audit))
-    sentences = [f"“{r.text}” — **{r.verdict}** ({r.firmness}). {r.plain} Analysis: {r.analysis or 'none'}."
-                 for r in audit.itertuples()]
+    # The analysis each verdict rests on names models and df: researcher view (say_details).
+    sentences = [f"“{r.text}” — **{r.verdict}** ({r.firmness}). {r.plain}" for r in audit.itertuples()]
+    notes = [f"“{r.text}”: analysis {r.analysis or 'none'}." for r in audit.itertuples()]
     details = audit[["id", "estimand", "uncontrolled", "share_of_change_in_control", "secondary"]].copy()
     details["secondary"] = details["secondary"].map(lambda s: "" if s is None or (isinstance(s, float) and pd.isna(s)) else str(s))
     plain = audit[["text", "verdict", "estimate", "conf_low", "conf_high", "claimed", "units"]].rename(columns={
         "text": "claim", "estimate": "what the data show", "conf_low": "95% interval, low",
         "conf_high": "95% interval, high", "units": "measured in"})
-    return Section(sentences, {"verdicts": audit[SHOWN], "details": details, "plain": plain}, figs)
+    return Section(sentences, {"verdicts": audit[SHOWN], "details": details, "plain": plain}, figs,
+                   details=notes)

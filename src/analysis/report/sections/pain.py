@@ -82,7 +82,7 @@ def run(ctx: RunContext) -> Section:
                                      last_week, w["lower_is_better"], when=time_phrase(cfg, last_week),
                                      points=w["points"], mcid=mcid)
                  for r in contrasts[contrasts["week"] == last_week].itertuples()]
-    sentences.append(f"Model fitted: {lmm_result_words(result)}.")
+    details = [f"Model fitted: {lmm_result_words(result)}."]  # names REML, df: researcher view
     out_of_range = _outside_range(result.marginal_means, meta.range)
     if out_of_range:
         result.health.add_warning(out_of_range)
@@ -102,7 +102,7 @@ def run(ctx: RunContext) -> Section:
     tables["by_week"] = plain_table(contrasts, {
         "arm": "treatment", "week": "week", "estimate": "difference in pain (points)",
         "conf_low": "95% interval, low", "conf_high": "95% interval, high", "n_patients": "patients"})
-    return Section(sentences, tables, figs)
+    return Section(sentences, tables, figs, details=details)
 
 
 def _outside_range(means, scale) -> str | None:
