@@ -63,7 +63,7 @@ def test_results_json_has_the_documented_sections(demo_run):
     run_dir, _ = demo_run
     results = json.loads((run_dir / "results.json").read_text())
     assert results["schema_version"] == "1.0"
-    assert results["data"]["n_patients"] == 360
+    assert results["data"]["n_patients"] == 1200  # data/example/README.md
 
 
 def test_verify_passes_then_names_an_altered_input(demo_run, capsys):
