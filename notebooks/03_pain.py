@@ -15,9 +15,10 @@
 # the bands show how sure we are (95 % intervals).
 
 # %% [markdown] tags=["researcher-only"]
-# A linear mixed model (REML) follows each patient's pain over the weeks: `pain_score ~ week * arm`
-# with a random intercept and slope per patient, the model lme4 would fit. Differences against the
-# comparison arm come with Satterthwaite degrees of freedom, as lmerTest gives them.
+# A mixed model follows each patient's pain over time and compares each treatment with the
+# comparison arm. Which model was fitted — its formula, random structure, engine, degrees of freedom
+# and any fallback — is said in the findings below ("Model fitted: …"), read from the fit itself,
+# because the run config (and the fit-health fallbacks) decide it, not this page.
 
 # %% tags=["parameters"]
 config: str = "config/demo.yaml"  # the run config (relative to the project root)
