@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = table.assign(rate=table["rate"].map("{:.3f}".format))
     columns = ["kind", "scenario", "name", "n_estimated", "count", "rate"]
     print(shown[columns].to_string(index=False))
-    print(f"{2 * settings['n_logs']} logs in {seconds:.0f} s; wrote "
+    print(f"{len(logs)} logs in {seconds:.0f} s; wrote "
           f"{args.out}/calibration.{{csv,json,svg}}")
     return 0
 
