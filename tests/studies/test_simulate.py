@@ -287,3 +287,17 @@ def test_bundled_example_equals_its_recorded_command(tmp_path):
     for name in ("clinic_log.csv", "clinic_log.truth.json"):
         assert (tmp_path / name).read_bytes() == (EXAMPLE / name).read_bytes(), name
     assert (EXAMPLE / "clinic_log.csv").stat().st_size < 1_000_000
+
+
+def test_truth_file_names_an_unknown_field(tmp_path):
+    from analysis.errors import ConfigError
+    from analysis.studies.truth import truth_from_file
+
+    path = tmp_path / "truth.yaml"
+    path.write_text("pain_slope_per_week: {patella_taping: -0.14}\nbogus: 1\n")
+    with pytest.raises(ConfigError, match=r"truth.yaml: unknown Truth field\(s\) \['bogus'\]"):
+        truth_from_file(path)
+    path.write_text("pain_slope_per_week: {patella_taping: -0.14}\n")
+    truth = truth_from_file(path)
+    assert truth.pain_slope_per_week["patella_taping"] == -0.14
+    assert truth.pain_slope_per_week["usual_care"] == -0.08  # the others keep their defaults
