@@ -185,6 +185,7 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
                      error: str | None, notebooks: list[str], header: ReportHeader | None = None) -> Path:
     """Write index.html: verdicts and headline numbers first, then figures, then the pages."""
     from analysis.report.labels import page_question as question
+    from analysis.report.wording import rests_on
 
     header = header or report_header(cfg)
     summary = (results or {}).get("summary", {})
@@ -195,7 +196,8 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
     pages = [{"stem": nb, "title": page_title(nb), "question": question(nb)} for nb in notebooks]
     page = _env().get_template("index.html.j2").render(
         header=header, status=status, error=error, summary=summary,
-        claims=(results or {}).get("claims", []), figures=figures, pages=pages, css=report_css(),
+        claims=[{**c, "rests_on": rests_on(c.get("analysis"))} for c in (results or {}).get("claims", [])],
+        figures=figures, pages=pages, css=report_css(),
     )
     path = run_dir / "index.html"
     path.write_text(page, encoding="utf-8")

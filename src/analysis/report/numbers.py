@@ -185,3 +185,13 @@ def size_words(estimate: float, low: float, high: float, better: str, mcid: floa
 def versus(arm_change: float, control_change: float, control: str) -> str:
     """Two changes side by side: ``+20 % vs +5.5 % with usual care``."""
     return f"{signed_percent(arm_change)} vs {signed_percent(control_change)} with {control}"
+
+
+def count_of(n, noun: str) -> str:
+    """A count of things with its noun, thousands separated, singular for one:
+    ``count_of(1200, "patient")`` -> ``1,200 patients``; ``count_of(1, "clinic")`` -> ``1 clinic``.
+    A withheld or missing count says so instead of printing "None"."""
+    if missing(n) or isinstance(n, str):
+        return f"a withheld number of {noun}s"
+    n = int(n)
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -185,3 +185,33 @@ def claim_when(outcome: str, start: float, end: float, window: bool) -> str:
     if outcome == "strength":  # a change in strength: always from a start
         return f" from week {start:g} to {end:g}"
     return f" from week {start:g} to {end:g}" if window else f" at week {end:g}"
+
+
+#: What a claim's verdict rests on, in words (docs/wording.md, "What a verdict rests on"): the
+#: first rule whose key is in the technical analysis text gives the sentence; later rules add.
+RESTS_ON = [
+    ("patient-level", "each patient's episode counts over the claim's weeks, allowing for "
+                      "patients who have more episodes than others"),
+    ("population-averaged", "episode rates averaged over all patients of each treatment"),
+    ("mmrm", "the scores at each scheduled visit, compared visit by visit"),
+    ("ls-means", "the scores at each scheduled visit, compared visit by visit"),
+    ("gee fallback", "the average scores of each treatment over time"),
+    ("log(strength)", "each patient's strength measurements over time, compared as percent changes"),
+    ("linear mixed model", "each patient's scores over time, following each patient's own course"),
+]
+RESTS_ON_EXTRA = [
+    ("overpronated", "in overpronated and other feet"),
+    ("| clinic", "and each clinic's own level"),
+    ("fallback", "(a simpler back-up analysis: the first model could not be fitted)"),
+]
+
+
+def rests_on(analysis: str | None) -> str:
+    """The analysis a verdict rests on, said without statistics, e.g. "each patient's scores over
+    time, following each patient's own course"; "" when no analysis was made (not testable)."""
+    text = str(analysis or "").lower()
+    if not text:
+        return ""
+    base = next((words for key, words in RESTS_ON if key in text), "the data of each treatment")
+    extra = [words for key, words in RESTS_ON_EXTRA if key in text]
+    return " ".join([base, *extra])

@@ -7,7 +7,7 @@ import pandas as pd
 
 from analysis.config import outcome_meta
 from analysis.report.context import RunContext, Section
-from analysis.report.numbers import change_phrase, mcid_phrase, missing, size_words
+from analysis.report.numbers import change_phrase, count_of, mcid_phrase, missing, size_words
 from analysis.report.outcome_words import design_sentence, time_phrase, words
 from analysis.report.wording import headline, percent_sentence, pretty_arm, strength_sentence
 from analysis.results import merge_fragments
@@ -90,7 +90,8 @@ def run(ctx: RunContext) -> Section:
     models = results.get("models", {})
     data = results.get("data", {})
     control = cfg.control
-    headlines = [f"{data.get('n_patients', '?')} patients from {data.get('n_clinics', '?')} clinic(s) were analysed; "
+    headlines = [f"{count_of(data.get('n_patients'), 'patient')} from "
+                 f"{count_of(data.get('n_clinics'), 'clinic')} were analysed; "
                  f"each treatment is compared with {pretty_arm(control)}."]
     claims = results.get("claims") or []
     if claims:
