@@ -138,3 +138,13 @@ def test_fit_claim_models_reuses_fitted_results():
     bundle = fit_claim_models(visits, parse_claims({"claims": [CLAIM]}), cfg,
                               fitted={"episodes": already})
     assert bundle.results == {("episodes", None, None): already}  # nothing refitted
+
+
+def test_weeks_is_the_window_key_spelled_as_the_issue_does():
+    # `weeks: [from, to]` and `window: [from, to]` are one key (docs/claims.md)
+    by_weeks = parse_claims({"claims": [{**CLAIM, "weeks": [0, 4]}]}).claims[0]
+    by_window = parse_claims({"claims": [{**CLAIM, "window": [0, 4]}]}).claims[0]
+    assert by_weeks.window == by_window.window == (0.0, 4.0)
+    assert by_weeks.weeks == (0.0, 4.0)
+    with pytest.raises(ConfigError, match="window"):
+        parse_claims({"claims": [{**CLAIM, "weeks": [4, 0]}]})

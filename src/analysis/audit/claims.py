@@ -14,7 +14,7 @@ handle multiplicity across them (docs/claims.md documents every key)::
         measure: percent_reduction   # percent_reduction | percent_increase | mean_difference
                                      # | responder_rate | direction
         value: 62                    # the claimed number (62 for 62 %); none for `direction`
-        week: 12                     # or window: [0, 12]
+        week: 12                     # or window: [0, 12] (also spelled weeks: [0, 12])
 
 Unknown keys are refused by name, with the file. The multiplicity settings live here, not in the
 run config, because the family of claims over which error rates are controlled is this file.
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from analysis.config import _format_errors, load_yaml
 from analysis.errors import ConfigError, InputError, OutcomesError
@@ -106,7 +106,9 @@ class Claim(_Strict):
     value: float | None = Field(None, description="claimed size, positive (62 for 62 %)")
     direction: Direction | None = None
     week: float | None = Field(None, gt=0)
-    window: tuple[float, float] | None = None
+    window: tuple[float, float] | None = Field(
+        None, validation_alias=AliasChoices("window", "weeks"),
+        description="[from, to] in weeks; `weeks:` is the same key")
     subgroup: Literal["overpronated", "not_overpronated"] | None = None
     notes: str | None = None
 
