@@ -347,3 +347,20 @@ def test_calibration_200_logs(request):
     assert supported_share(Truth.null(), 200, 800, 10_000) <= 0.05
     truth = Truth(episode_rate_ratio={"deep_tissue_massage": 0.38})
     assert supported_share(truth, 200, 800, 20_000) >= 0.8
+
+
+def test_pain_estimand_names_the_outcome_from_its_metadata():
+    # issue 12: the estimand text reads the outcome's label and range, never a fixed "pain (0–10)"
+    from analysis.audit.estimands import outcome_in_words
+    from analysis.config import outcome_meta
+
+    default = parse_config({"name": "x", "data": "log.csv"})
+    assert outcome_in_words(outcome_meta(default, "pain_score")) == "pain (0–10)"
+    fev = parse_config({"name": "x", "data": "log.csv", "models": {"pain": {"outcome": "FEV1"}},
+                        "outcomes": {"FEV1": {"label": "FEV1", "better": "higher"}}})
+    assert outcome_in_words(outcome_meta(fev, "FEV1")) == "FEV1"
+    twstrs = parse_config({"name": "x", "data": "log.csv", "outcomes": {
+        "pain_score": {"label": "TWSTRS total", "range": {"min": 0, "max": 87}}}})
+    assert outcome_in_words(outcome_meta(twstrs, "pain_score")) == "TWSTRS total (0–87)"
+    throat = parse_config({"name": "x", "data": "log.csv", "outcomes": {"pain_score": {"label": "Throat pain"}}})
+    assert outcome_in_words(outcome_meta(throat, "pain_score")) == "throat pain (0–10)"

@@ -43,6 +43,7 @@ import pandas as pd
 from analysis.audit.claims import Claim
 from analysis.audit.estimate import Estimate, NotTestable, _row, _wald, _where, arm_words
 from analysis.audit.model_text import count_words, lmm_result_words
+from analysis.config import outcome_meta
 
 
 def estimate_episodes(claim: Claim, result, primary: str | None = None,
@@ -146,7 +147,7 @@ def _pre_post(claim, control_ok, arm_row, control_row, diff_row, make) -> Estima
 
 
 def estimate_pain(claim: Claim, result, n_per_arm: dict | None = None, alpha: float = 0.05,
-                  control_ok: bool = True) -> Estimate:
+                  control_ok: bool = True, outcome_words: str = "pain (0–10)") -> Estimate:
     """Pain: difference in mean pain at the claim's week, or in its change over a window.
 
     Parameters
@@ -192,11 +193,11 @@ def estimate_pain(claim: Claim, result, n_per_arm: dict | None = None, alpha: fl
         return _scaled(_lookup(tabs["slopes"], grid, kind="slope", arm=a), span)
 
     def make(row, kind):
-        what = {"pre_post": f"change in mean pain (0–10) from week {start:g} to {end:g} within "
+        what = {"pre_post": f"change in mean {outcome_words} from week {start:g} to {end:g} within "
                             f"{arm}{_where(claim)}, before/after (uncontrolled)",
-                "controlled": f"difference in the change of mean pain (0–10) from week "
+                "controlled": f"difference in the change of mean {outcome_words} from week "
                               f"{start:g} to {end:g}, {arm} vs {ctrl}{_where(claim)}",
-                "week": f"difference in mean pain (0–10) at week {end:g}, {arm} vs {ctrl}"
+                "week": f"difference in mean {outcome_words} at week {end:g}, {arm} vs {ctrl}"
                         f"{_where(claim)}"}[kind]
         return _wald(f"{what} ({lmm_result_words(result)})", "difference", row, n, alpha)
 
@@ -363,7 +364,8 @@ def estimate_claim(claim: Claim, bundle, cfg) -> Estimate:
         est = estimate_episodes(claim, result, cfg.models.episodes.primary, n, alpha,
                                 cfg.models.episodes.covariates)
     elif claim.outcome == "pain":
-        est = estimate_pain(claim, result, n, alpha, control_ok)
+        est = estimate_pain(claim, result, n, alpha, control_ok,
+                            outcome_in_words(outcome_meta(cfg, cfg.models.pain.outcome)))
     elif claim.outcome == "strength":
         est = estimate_strength(claim, result, n, alpha, control_ok)
     else:
@@ -382,3 +384,15 @@ def estimate_claim(claim: Claim, bundle, cfg) -> Estimate:
         raise NotTestable(f"arm {small[0]!r}{where} has fewer than {k} patients with the "
                           "outcome (the disclosure threshold), so it is not reported")
     return est
+
+
+def outcome_in_words(meta) -> str:
+    """The pain model's outcome as an estimand names it: its ``outcomes:`` label, first letter in
+    lower case unless the label opens with an acronym ("Pain" -> "pain", "Throat pain" -> "throat
+    pain", "FEV1" stays), and its range when known: ``pain (0–10)``, ``TWSTRS total (0–87)``."""
+    label = str(meta.label)
+    if len(label) > 1 and label[0].isupper() and not label[1].isupper():
+        label = label[0].lower() + label[1:]
+    if meta.range is not None:
+        label += f" ({meta.range.min:g}–{meta.range.max:g})"
+    return label
