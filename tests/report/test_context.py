@@ -4,6 +4,7 @@ import hashlib
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 
 from analysis.report.context import escape_formula, project_root, resolve_path, write_csv
 from analysis.report.figures import bands_by_arm
@@ -40,3 +41,15 @@ def test_relative_paths_resolve_against_the_project_root(tmp_path, monkeypatch):
     monkeypatch.chdir(root / "notebooks")
     assert resolve_path("config/demo.yaml") == root / "config" / "demo.yaml"
     assert resolve_path(tmp_path) == tmp_path
+
+
+@pytest.mark.parametrize("value, places, shown", [
+    (-0.04, 1, "0.0"), (-0.004, 2, "0.00"), (-0.06, 1, "-0.1"), (0.25, 2, "0.25"), (1234.5, 1, "1234.5"),
+    (7, 2, "7"), (7.0, 0, "7"), (-0.4, 0, "0"), (float("nan"), 2, "—"), (None, 1, "—"),
+    ("withheld", 2, "withheld"), (True, 2, "True"),
+])
+def test_table_cells_never_show_minus_zero(value, places, shown):
+    # docs/wording.md: no "-0.0" anywhere a reader looks, tables included
+    from analysis.report.context import display_number
+
+    assert display_number(value, places) == shown

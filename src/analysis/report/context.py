@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import re
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.config import RunConfig, load_config  # noqa: E402
@@ -96,6 +98,21 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
             safe[col] = safe[col].map(escape_formula)
     safe.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
     return path
+
+
+def display_number(value, places: int) -> str:
+    """A table cell as a reader sees it: floats to ``places`` decimals and never "-0.0" (a value
+    that rounds to zero has no sign, docs/wording.md); integers as they are; missing as "—"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if isinstance(value, (int, np.integer)) and places == 0:
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    text = f"{float(value):.{places}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 @dataclass
@@ -304,15 +321,11 @@ class Section:
         table = table.rename(columns=headers)
         counts = [headers[c] for c in counts]
 
-        def whole(value):
-            if isinstance(value, (int, float)) and not pd.isna(value):
-                return f"{value:.0f}"
-            return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-
         # escape="html": cells may hold text from a log (clinic ids, labels), shown as text only.
         # Headers too: a wide table's columns can be treatments or clinics named in the log.
-        return (table.style.hide(axis="index").format(precision=digits, na_rep="—", escape="html")
-                .format(whole, subset=counts, escape="html").format_index(escape="html", axis=1))
+        return (table.style.hide(axis="index").format(lambda v: display_number(v, digits), escape="html")
+                .format(lambda v: display_number(v, 0), subset=counts, escape="html")
+                .format_index(escape="html", axis=1))
 
     def figure(self, name: str):
         """The named figure as SVG for display, or a note saying why it is absent."""
