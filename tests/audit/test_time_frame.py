@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.audit.claims import fit_claim_models, load_claims, parse_claims
@@ -115,3 +116,17 @@ def test_estimand_text_names_the_model_fitted_and_a_forced_gee_fallback(monkeypa
     assert "GEE fallback pain_score ~ week * arm" in forced["estimand"]
     assert "after the mixed model failed" in forced["estimand"]
     assert "Satterthwaite" not in forced["estimand"]
+
+
+def test_an_arm_below_the_threshold_does_not_empty_the_grid():
+    # docs/wording.md, "Times": an arm with fewer than k patients in all is withheld everywhere,
+    # so it is left out of the rule instead of leaving the other arms with no report time.
+    from analysis.endpoints.timegrid import observed_times
+
+    rows = [{"patient_id": f"a{i}", "arm": "a", "week": w, "y": 1.0} for i in range(12) for w in (0, 4)]
+    rows += [{"patient_id": f"b{i}", "arm": "b", "week": w, "y": 1.0} for i in range(12) for w in (0, 4, 8)]
+    rows += [{"patient_id": "c0", "arm": "c", "week": 0, "y": 1.0}]
+    data = pd.DataFrame(rows)
+    assert observed_times(data, "y", min_patients=11) == [0.0, 4.0]
+    assert observed_times(data[data["arm"] != "c"], "y", min_patients=11) == [0.0, 4.0]
+    assert observed_times(data, "y", min_patients=13) == []

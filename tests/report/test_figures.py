@@ -37,4 +37,4 @@ def test_a_written_figure_is_displayed_from_its_file(tmp_path):
     path = tmp_path / "run" / "figures" / "diag.svg"
     path.write_bytes(path.read_bytes().replace(b"</svg>", b"<desc>from the file</desc></svg>"))
     shown = Section(figures={"diag": fig}).figure("diag")
-    assert "<desc>from the file</desc>" in shown.data
+    assert "<desc>from the file</desc>" in shown.svg

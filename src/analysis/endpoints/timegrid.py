@@ -5,7 +5,8 @@ Rules (docs/wording.md, "Times"):
 * **Report times.** ``models.pain.weeks`` when the config gives it; otherwise the log's own
   schedule: the nominal visit times (each visit time rounded to a whole time unit, so a week-4
   visit on day 30 counts as week 4) at which at least ``min_patients`` patients (the disclosure
-  threshold) *of every arm* have the outcome recorded.
+  threshold) *of every arm* have the outcome recorded (arms with fewer than that many patients in
+  all are left out of this rule: they are withheld everywhere and compared nowhere).
 * **Observed follow-up of an arm.** The latest nominal time by which at least ``min_patients``
   patients of the arm are still observed (their last recorded value is at or after it). Nothing
   is estimated, said or graded at a time beyond the observed follow-up of any arm compared: a
@@ -40,7 +41,8 @@ def _recorded(data: pd.DataFrame, outcome: str | None, time: str, arm_col: str) 
 def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
                    arm_col: str = "arm", group: str = "patient_id",
                    min_patients: int = 1) -> list[float]:
-    """Nominal times at which every arm has at least ``min_patients`` patients with the outcome.
+    """Nominal times at which every arm has at least ``min_patients`` patients with the outcome
+    (arms with fewer than ``min_patients`` patients in all are not counted).
 
     Parameters
     ----------
@@ -63,7 +65,14 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
                           "p": d[group].to_numpy()})
     counts = frame.drop_duplicates().groupby(["t", "arm"]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=sorted(frame["arm"].unique()), fill_value=0)
-    keep = counts.index[(counts >= max(int(min_patients), 1)).all(axis=1)]
+    k = max(int(min_patients), 1)
+    # Arms with fewer than k patients in all are withheld everywhere (disclosure control) and
+    # compared nowhere; they must not empty the grid of the arms that can be reported.
+    sizes = frame.drop_duplicates(["arm", "p"]).groupby("arm").size()
+    eligible = [a for a in counts.columns if sizes.get(a, 0) >= k]
+    if not eligible:
+        return []
+    keep = counts.index[(counts[eligible] >= k).all(axis=1)]
     return [float(t) for t in sorted(keep)]
 
 

@@ -74,6 +74,7 @@ def report_weeks(ctx: RunContext, visits: pd.DataFrame | None = None) -> list[fl
 
 
 def last_report_week(ctx: RunContext, visits: pd.DataFrame | None = None) -> float | None:
-    """The last report time (None when the log has no time that every arm reaches)."""
-    weeks = report_weeks(ctx, visits)
+    """The last report time after baseline (None when the log has no follow-up time that every
+    reportable arm reaches: only week 0, or no time at all)."""
+    weeks = [w for w in report_weeks(ctx, visits) if w > 0]
     return max(weeks) if weeks else None
