@@ -22,8 +22,8 @@ demo: $(STAMP) ## set up, then run the suite on the bundled example log into rep
 test: $(STAMP) ## set up, then run the whole test suite
 	$(BIN)/python -m pytest -q
 
-validate-stats: $(STAMP) ## coverage, type-I error and wrong firm verdicts over 3 x 500 simulated logs (reports/validation/)
-	$(BIN)/python -m analysis.studies.calibration --logs 500 --firmness 200 --out reports/validation
+validate-stats: $(STAMP) ## coverage and type-I error over 500 + 500 simulated logs; wrong firm verdicts over 3 x 200 (reports/validation/)
+	$(BIN)/python -m analysis.studies.calibration --logs 500 --firmness 200 --firmness-logs 200 --out reports/validation
 
 lab: $(STAMP) ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks/

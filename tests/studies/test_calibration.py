@@ -90,3 +90,53 @@ def test_study_files_are_written(study, tmp_path):
 def test_command_line_refuses_nonsense(capsys):
     assert cal.main(["--logs", "0"]) == 2
     assert "--logs" in capsys.readouterr().err
+
+
+def _fake_logs(scenario, verdicts, firm):
+    """Rows shaped like :func:`one_log`'s, with one claim's verdict and firmness set per log."""
+    from analysis.studies import calibration as cal
+
+    rows = []
+    for i, (verdict, is_firm) in enumerate(zip(verdicts, firm)):
+        row = {"seed": i, "scenario": scenario}
+        for name in cal.ESTIMANDS:
+            row.update({f"{name}_estimate": 0.0, f"{name}_low": -1.0, f"{name}_high": 1.0,
+                        f"{name}_truth": 0.0})
+        for claim in cal.CLAIMS["claims"]:
+            row[f"verdict_{claim['id']}"] = verdict
+            if is_firm is not None:
+                row[f"firm_{claim['id']}"] = is_firm
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_wrong_firm_verdicts_count_only_logs_graded_for_firmness(tmp_path):
+    """firm_wrong: n_logs = logs graded for firmness, n_estimated = firm ones, count = firm and wrong."""
+    from analysis.studies import calibration as cal
+
+    # null logs: 2 firm 'supported' (wrong), 1 firm 'inconclusive' (right), 1 not firm 'supported',
+    # and 2 logs not graded for firmness (as with --firmness-logs), one of them 'supported'.
+    logs = _fake_logs("null", ["supported", "supported", "inconclusive", "supported",
+                               "supported", "inconclusive"], [True, True, True, False, None, None])
+    logs.to_csv(tmp_path / "logs.csv", index=False)
+    table = cal.summarise(cal.read_logs(tmp_path / "logs.csv"))  # as --from-logs reads them
+    row = table[(table["kind"] == "firm_wrong")].iloc[0]
+    assert (row["n_logs"], row["n_estimated"], row["count"]) == (4, 3, 2)
+    assert row["rate"] == pytest.approx(2 / 3)
+    supported = table[(table["kind"] == "supported")].iloc[0]
+    assert (supported["n_estimated"], supported["count"]) == (6, 4)  # type-I error uses every log
+
+
+def test_firmness_logs_limits_the_graded_logs(monkeypatch):
+    """--firmness-logs N: the first N logs of each scenario get resamples, the claimed scenario N logs."""
+    from analysis.studies import calibration as cal
+
+    seen = []
+    monkeypatch.setattr(cal, "_job", lambda job: seen.append(job) or {"seed": job[0]})
+    cal.run_logs(5, seed=100, processes=1, resamples=7, firmness_logs=2)
+    by = {}
+    for seed, scenario, *_, resamples in seen:
+        by.setdefault(str(scenario), []).append((seed, resamples))
+    assert by["False"] == [(100, 7), (101, 7), (102, 0), (103, 0), (104, 0)]
+    assert by["True"][:3] == [(100_100, 7), (100_101, 7), (100_102, 0)]
+    assert by["claimed"] == [(200_100, 7), (200_101, 7)]

@@ -190,7 +190,8 @@ def _job(args) -> dict:
 
 
 def run_logs(n_logs: int, seed: int = DEFAULT_SEED, n_patients: int = 200, n_clinics: int = 4,
-             processes: int = 2, resamples: int = 0) -> pd.DataFrame:
+             processes: int = 2, resamples: int = 0,
+             firmness_logs: int | None = None) -> pd.DataFrame:
     """Fit ``n_logs`` effect logs and ``n_logs`` null logs; one row per log.
 
     Parameters
@@ -208,17 +209,23 @@ def run_logs(n_logs: int, seed: int = DEFAULT_SEED, n_patients: int = 200, n_cli
         With > 0, each log's verdicts are also graded for firmness (alternatives and this many
         bootstrap resamples) and a third scenario, ``claimed`` (:func:`claimed_truth`, seeds
         ``seed + 200000 + r``), is added.
+    firmness_logs : int, optional
+        Grade firmness on the first this many logs of each scenario only (default: all
+        ``n_logs``); the claimed-truth scenario then has this many logs. Coverage and type-I
+        error still use every log.
 
     Returns
     -------
     DataFrame
         Rows of :func:`one_log`, effect logs first, in seed order.
     """
-    jobs = [(seed + r, False, n_patients, n_clinics, resamples) for r in range(n_logs)]
-    jobs += [(seed + NULL_OFFSET + r, True, n_patients, n_clinics, resamples) for r in range(n_logs)]
+    n_firm = n_logs if firmness_logs is None else min(int(firmness_logs), n_logs)
+    boot = [resamples if r < n_firm else 0 for r in range(n_logs)]
+    jobs = [(seed + r, False, n_patients, n_clinics, boot[r]) for r in range(n_logs)]
+    jobs += [(seed + NULL_OFFSET + r, True, n_patients, n_clinics, boot[r]) for r in range(n_logs)]
     if resamples:
         jobs += [(seed + 2 * NULL_OFFSET + r, "claimed", n_patients, n_clinics, resamples)
-                 for r in range(n_logs)]
+                 for r in range(n_firm)]
     if processes <= 1:
         rows = [_job(j) for j in jobs]
     else:
@@ -277,12 +284,13 @@ def summarise(logs: pd.DataFrame) -> pd.DataFrame:
         for claim in CLAIMS["claims"]:
             if f"firm_{claim['id']}" not in group or scenario not in WRONG:
                 continue
+            graded = group[f"firm_{claim['id']}"].notna()  # logs graded for firmness
             firm = group[f"firm_{claim['id']}"].astype(str).isin(["True", "true", "1"])
             wrong = group[f"verdict_{claim['id']}"].isin(WRONG[scenario])
             count = int((firm & wrong).sum())
             rate, r_low, r_high = _rate(count, int(firm.sum()))
             rows.append({"kind": "firm_wrong", "scenario": scenario, "name": claim["id"],
-                         "n_logs": len(group), "n_estimated": int(firm.sum()), "count": count,
+                         "n_logs": int(graded.sum()), "n_estimated": int(firm.sum()), "count": count,
                          "rate": rate, "rate_low": r_low, "rate_high": r_high,
                          "goal": "(reported)", "meets_goal": None, "truth": math.nan,
                          "mean_estimate": math.nan, "mean_interval_width": math.nan})
@@ -365,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--firmness", type=int, default=0, metavar="B",
                         help="also grade firmness with B bootstrap resamples and add the "
                              "claimed-truth scenario (kind firm_wrong: wrong verdicts among firm ones)")
+    parser.add_argument("--firmness-logs", type=int, default=None, metavar="N",
+                        help="grade firmness on the first N logs of each scenario only "
+                             "(default: every log)")
     parser.add_argument("--from-logs", help="summarise and plot an earlier calibration_logs.csv "
                                             "(its calibration.json beside it) without refitting")
     args = parser.parse_args(argv)
@@ -379,12 +390,14 @@ def main(argv: list[str] | None = None) -> int:
         table = summarise(logs)
     else:
         logs = run_logs(args.logs, args.seed, args.patients, args.clinics, args.processes,
-                        args.firmness)
+                        args.firmness, args.firmness_logs)
         table = summarise(logs)
         settings = {"n_logs": args.logs, "n_patients": args.patients,
                     "n_clinics": args.clinics, "seed": args.seed,
                     "null_seed_offset": NULL_OFFSET, "processes": args.processes,
                     "firmness_resamples": args.firmness,
+                    "firmness_logs": (min(args.firmness_logs, args.logs) if args.firmness_logs
+                                      is not None else args.logs) if args.firmness else 0,
                     "seconds": round(time.perf_counter() - started, 1)}
     seconds = settings["seconds"]
     write_study(logs, table, Path(args.out), settings)
