@@ -13,8 +13,6 @@ Sources of the reference numbers
 All tests here are regression tests against R; parameter recovery is in tests/endpoints/test_episodes.py.
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,19 +21,16 @@ import statsmodels.api as sm
 from scipy import stats
 
 from analysis.models.gee_counts import estimate_nb_alpha, fit_count_gee
+from tests.reference.data import EPIL_TERMS, epil_design, r_numbers
 
-REF_DIR = Path(__file__).resolve().parents[1] / "reference"
-R = json.loads((REF_DIR / "r_reference.json").read_text())
-RC = json.loads((REF_DIR / "r_counts_reference.json").read_text())
-TERMS = ["(Intercept)", "trtprogabide", "lbase", "lage", "V4"]
+R = r_numbers("r_reference")
+RC = r_numbers("r_counts_reference")
+TERMS = EPIL_TERMS
 
 
 @pytest.fixture(scope="module")
 def epil():
-    ep = pd.read_csv(REF_DIR / "epil.csv").sort_values(["subject", "period"])
-    X = np.column_stack([np.ones(len(ep)), (ep["trt"] == "progabide").astype(float),
-                         ep["lbase"], ep["lage"], ep["V4"]])
-    return ep["y"].to_numpy(float), X, np.zeros(len(ep)), ep["subject"].to_numpy()
+    return epil_design()
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ are met within 1e-4 on everything. gpboost 1.8.0 is an independent cross-check. 
 is parameter recovery on simulated data (known truth), not a regression test.
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,19 +24,17 @@ import pytest
 
 from analysis.endpoints.episodes_data import prepare_episode_data
 from analysis.models.glmm_counts import _Laplace, fit_count_glmm
+from tests.reference.data import EPIL_TERMS, epil_design, r_numbers
+from tests.reference.data import REF as REF_DIR
 
-REF_DIR = Path(__file__).resolve().parents[1] / "reference"
-R = json.loads((REF_DIR / "r_reference.json").read_text())
-RC = json.loads((REF_DIR / "r_counts_reference.json").read_text())
-TERMS = ["(Intercept)", "trtprogabide", "lbase", "lage", "V4"]
+R = r_numbers("r_reference")
+RC = r_numbers("r_counts_reference")
+TERMS = EPIL_TERMS
 
 
 @pytest.fixture(scope="module")
 def epil():
-    ep = pd.read_csv(REF_DIR / "epil.csv").sort_values(["subject", "period"])
-    X = np.column_stack([np.ones(len(ep)), (ep["trt"] == "progabide").astype(float),
-                         ep["lbase"], ep["lage"], ep["V4"]])
-    return ep["y"].to_numpy(float), X, np.zeros(len(ep)), ep["subject"].to_numpy()
+    return epil_design()
 
 
 @pytest.fixture(scope="module")

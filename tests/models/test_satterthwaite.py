@@ -4,11 +4,8 @@ R numbers: tests/reference/r_reference.json (tests/reference/r_reference.R: lme4
 3.1-3) and tests/reference/r_clinic_lmm.json (tests/reference/r_clinic_lmm.R).
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from analysis.models.satterthwaite import (
@@ -18,16 +15,13 @@ from analysis.models.satterthwaite import (
     jacobian,
     optimise_theta,
 )
+from tests.reference.data import r_numbers, sleepstudy_arrays
 
-REF = Path(__file__).resolve().parents[1] / "reference"
-R = json.loads((REF / "r_reference.json").read_text())
+R = r_numbers("r_reference")
 
 
 def _sleepstudy(q, reml=True):
-    ss = pd.read_csv(REF / "sleepstudy.csv")
-    X = np.column_stack([np.ones(len(ss)), ss["Days"].to_numpy(float)])
-    codes = pd.factorize(ss["Subject"], sort=True)[0]
-    return ProfiledDeviance(ss["Reaction"].to_numpy(float), X, X[:, :q].copy(), codes, reml=reml)
+    return ProfiledDeviance(*sleepstudy_arrays(q), reml=reml)
 
 
 @pytest.fixture(scope="module")

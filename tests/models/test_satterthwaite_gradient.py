@@ -6,8 +6,6 @@ also checked against the deviance-difference df of analysis.models.satterthwaite
 numDeriv recipe) and against their own Richardson-extrapolated version.
 """
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,16 +15,13 @@ import analysis.models.satterthwaite_gradient as sg
 from analysis.models.engine_pls import minimise
 from analysis.models.pls_deviance import PlsDeviance
 from analysis.models.satterthwaite import Satterthwaite, gradient
+from tests.reference.data import REF, r_numbers, sleepstudy_arrays
 
-REF = Path(__file__).resolve().parents[1] / "reference"
-RC = json.loads((REF / "r_clinic_lmm.json").read_text())
+RC = r_numbers("r_clinic_lmm")
 
 
 def _sleepstudy(q, reml=True):
-    ss = pd.read_csv(REF / "sleepstudy.csv")
-    X = np.column_stack([np.ones(len(ss)), ss["Days"].to_numpy(float)])
-    codes = pd.factorize(ss["Subject"], sort=True)[0]
-    return PlsDeviance(ss["Reaction"].to_numpy(float), X, X[:, :q].copy(), codes, reml=reml)
+    return PlsDeviance(*sleepstudy_arrays(q), reml=reml)
 
 
 def _clinic():
