@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -97,7 +98,9 @@ def report_header(cfg: RunConfig, validated=None) -> ReportHeader:
                         disclosure=disclosure_sentence(cfg.disclosure_threshold))
 
 
+@lru_cache(maxsize=None)
 def _env() -> Environment:
+    # One environment per process: Jinja compiles each template once and keeps it.
     return Environment(loader=PackageLoader("analysis.report", "templates"),
                        autoescape=select_autoescape(["html", "j2"]))
 
@@ -106,7 +109,11 @@ def report_css() -> str:
     return (TEMPLATES / "report.css").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=None)
 def _exporter(view: str) -> HTMLExporter:
+    # One exporter per view and process, reused for every page: building one compiles nbconvert's
+    # templates again, which was half the time of rendering a page. from_notebook_node keeps no
+    # state between calls (each page brings its own resources).
     common = {"template_name": "clinic", "extra_template_basedirs": [str(TEMPLATES / "nbconvert")],
               "embed_images": True}
     if view == "owner":
