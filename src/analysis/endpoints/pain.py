@@ -117,12 +117,25 @@ def prepare_data(data: pd.DataFrame, outcome: str, arm_col: str, time: str, grou
                          f"{BASELINE_MAX_WEEK:g}); that visit left out of the response")
     if not pd.api.types.is_numeric_dtype(df[outcome]):
         return df, notes, f"outcome {outcome!r} is not numeric"
-    recorded = df[df[outcome].notna()]
-    for arm in sorted(set(df[arm_col]) - set(recorded[arm_col])):
+    present, recorded = _arms(df[arm_col], df[outcome].notna().to_numpy())
+    for arm in sorted(present - recorded):
         notes.append(f"arm {arm!r} has no recorded {outcome}: left out of the model")
-    if control not in set(recorded[arm_col]):
+    if control not in recorded:
         return df, notes, f"control arm {control!r} has no recorded {outcome}"
-    return df[df[arm_col].isin(set(recorded[arm_col]))], notes, None
+    if present == recorded:
+        return df, notes, None
+    return df[df[arm_col].isin(recorded)], notes, None
+
+
+def _arms(arm: pd.Series, has_outcome: np.ndarray) -> tuple[set, set]:
+    """The arms in the rows, and those with an outcome (a Categorical counted on its codes)."""
+    if isinstance(arm.dtype, pd.CategoricalDtype):
+        codes, cats = arm.cat.codes.to_numpy(), arm.cat.categories
+        def seen(mask):
+            return set(cats[np.flatnonzero(np.bincount(codes[mask & (codes >= 0)], minlength=len(cats)))])
+        return seen(np.ones(len(codes), dtype=bool)), seen(has_outcome)
+    values = arm.to_numpy()
+    return set(values), set(values[has_outcome])
 
 
 def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
@@ -137,7 +150,8 @@ def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
     rank = np.empty(len(labels), dtype=np.int64)
     rank[order] = np.arange(len(labels))
     keep = codes >= 0
-    out = df[keep].copy()
+    # data[columns] was a copy already: filter only when needed, shallow (no second copy)
+    out = (df if keep.all() else df[keep]).copy(deep=False)
     out[arm_col] = pd.Categorical.from_codes(rank[codes[keep]], categories=[labels[i] for i in order])
     return out
 

@@ -58,22 +58,40 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
     list of float
         Sorted; empty when no time qualifies.
     """
-    d = _recorded(data, outcome, time, arm_col)
-    if d.empty:
+    cols = [time, arm_col] + ([outcome] if outcome else [])
+    if any(c not in data.columns for c in cols):
         return []
-    frame = pd.DataFrame({"t": nominal(d[time]), "arm": d[arm_col].astype(str).to_numpy(),
-                          "p": d[group].to_numpy()})
-    counts = frame.drop_duplicates().groupby(["t", "arm"]).size().unstack(fill_value=0)
-    counts = counts.reindex(columns=sorted(frame["arm"].unique()), fill_value=0)
+    keep = data[time].notna().to_numpy() & data[arm_col].notna().to_numpy()
+    if outcome:
+        y = data[outcome]
+        keep &= (y if pd.api.types.is_numeric_dtype(y) else pd.to_numeric(y, errors="coerce")).notna().to_numpy()
+    if not keep.any():
+        return []
+    # integer codes of (nominal time, arm as text, patient): distinct triples counted per (time, arm)
+    t_code, t_values = pd.factorize(nominal(data[time].to_numpy()[keep]))
+    arm_code, arm_labels = _text_codes(data[arm_col][keep])
+    p_code, p_values = pd.factorize(data[group].to_numpy()[keep], use_na_sentinel=False)
+    n_t, n_arm, n_p = len(t_values), len(arm_labels), max(len(p_values), 1)
+    arm_patient = np.unique(arm_code.astype(np.int64) * n_p + p_code)
+    sizes = np.bincount(arm_patient // n_p, minlength=n_arm)
+    triples = np.unique((t_code.astype(np.int64) * n_arm + arm_code) * n_p + p_code)
+    counts = np.bincount(triples // n_p, minlength=n_t * n_arm).reshape(n_t, n_arm)
     k = max(int(min_patients), 1)
     # Arms with fewer than k patients in all are withheld everywhere (disclosure control) and
     # compared nowhere; they must not empty the grid of the arms that can be reported.
-    sizes = frame.drop_duplicates(["arm", "p"]).groupby("arm").size()
-    eligible = [a for a in counts.columns if sizes.get(a, 0) >= k]
-    if not eligible:
+    eligible = sizes >= k
+    if not eligible.any():
         return []
-    keep = counts.index[(counts[eligible] >= k).all(axis=1)]
-    return [float(t) for t in sorted(keep)]
+    kept = (counts[:, eligible] >= k).all(axis=1)
+    return [float(t) for t in sorted(t_values[kept])]
+
+
+def _text_codes(arm: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes of ``str(value)`` (values whose text is the same share a code) and the texts."""
+    codes, uniques = pd.factorize(arm)
+    texts = [str(u) for u in uniques]
+    merged, labels = pd.factorize(np.array(texts, dtype=object))
+    return merged[codes], list(labels)
 
 
 def follow_up_end(data: pd.DataFrame, outcome: str | None, time: str = "week",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-import itertools
 import keyword
 import re
 import tokenize
@@ -37,10 +36,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import patsy
-import patsy.builtins
 import scipy.linalg
 
 from analysis.errors import ConfigError
+from analysis.models.design_direct import (
+    FORMULA_FUNCTIONS,
+    direct_rows,
+    fixed_design,
+    fixed_design_plan,
+)
+
+__all__ = ["FORMULA_FUNCTIONS", "MixedDesign", "build_mixed_design", "check_formula", "fixed_design",
+           "readable_term"]
 
 ALLOWED_FUNCTIONS = frozenset({"C", "log", "exp", "sqrt", "I", "Treatment", "center", "standardize"})
 ALLOWED_OPERATORS = frozenset({"+", "-", "*", "/", ":", "**", "~", "(", ")", ","})
@@ -50,13 +57,6 @@ MAX_POWER = 3
 MAX_FORMULA_CHARS = 1000
 _IGNORED = {tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT,
             tokenize.ENCODING}
-
-#: The namespace patsy evaluates checked formulas in.
-FORMULA_FUNCTIONS = {"C": patsy.builtins.C, "Treatment": patsy.builtins.Treatment,
-                     "I": patsy.builtins.I, "center": patsy.builtins.center,
-                     "standardize": patsy.builtins.standardize,
-                     "log": np.log, "exp": np.exp, "sqrt": np.sqrt}
-
 
 def check_formula(formula: str, allowed_columns, forbidden_columns: dict[str, str] | None = None) -> set[str]:
     """Refuse a formula that holds anything but columns, numbers, formula operators and safe calls.
@@ -199,6 +199,7 @@ class MixedDesign:
 
     null_space: np.ndarray | None = None
     formula: str | None = None
+    direct: bool = False  # X was filled directly (design_direct): so are rows for new data
 
     def __getstate__(self):
         # patsy cannot pickle a DesignInfo (patsy issue 26): it is rebuilt from the formula
@@ -208,15 +209,18 @@ class MixedDesign:
         self.__dict__.update(state)
         if self.design_info is None and self.formula is not None:
             with np.errstate(all="ignore"):
-                self.design_info = fixed_design(self.formula, self.data)[2]
+                _, _, self.design_info, self.direct = fixed_design_plan(self.formula, self.data)
 
     def rows(self, newdata: pd.DataFrame, full: bool = False) -> np.ndarray:
         """Fixed-effect design rows for new data, e.g. a reference grid.
 
         ``full=True`` keeps aliased columns (to check estimability with :meth:`estimable`).
         """
-        X = np.asarray(patsy.build_design_matrices([self.design_info], newdata,
-                                                   NA_action="raise")[0])
+        if self.direct:
+            X = direct_rows(self.design_info, newdata)
+        else:
+            X = np.asarray(patsy.build_design_matrices([self.design_info], newdata,
+                                                       NA_action="raise")[0])
         return X if full else X[:, self.keep_columns]
 
     def estimable(self, L_full, tol: float = 1e-6) -> bool:
@@ -268,11 +272,15 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
     if missing:
         raise ConfigError(f"model columns {missing} are not in the data")
     cols = sorted(needed)
-    complete = data[cols].notna().all(axis=1)
-    for c in cols:
-        if c not in (group, clinic) and pd.api.types.is_numeric_dtype(data[c]):
-            complete &= np.isfinite(data[c].to_numpy(float))
-    df = data.loc[complete, cols].copy()
+    complete = np.ones(len(data), dtype=bool)
+    for c in cols:  # column by column: no copy of the frame to find its complete rows
+        col = data[c]
+        if c not in (group, clinic) and pd.api.types.is_numeric_dtype(col):
+            complete &= np.isfinite(col.to_numpy(float, na_value=np.nan))
+        else:
+            complete &= col.notna().to_numpy()
+    # one copy of the model's columns (selecting them copies); shallow: nothing else shares it
+    df = (data[cols] if complete.all() else data.loc[complete, cols]).copy(deep=False)
     notes = []
     if (~complete).sum():
         notes.append(f"{int((~complete).sum())} of {len(data)} rows with a missing model value left out")
@@ -283,7 +291,7 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
             df[c] = df[c].cat.remove_unused_categories()
     try:
         with np.errstate(all="ignore"):
-            y, X, design_info = fixed_design(fixed, df)
+            y, X, design_info, direct = fixed_design_plan(fixed, df)
     except patsy.PatsyError as exc:
         raise DesignProblem(f"formula {fixed!r} could not be built: {exc.message}") from None
     finite = np.isfinite(y) & np.isfinite(X).all(axis=1)
@@ -294,7 +302,7 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
         if df.empty:
             raise DesignProblem("no rows with finite outcome and terms")
     names = [readable_term(n) for n in design_info.column_names]
-    keep = _estimable_columns(X)
+    keep = _estimable_columns(X, well_conditioned(X))
     null_space = _null_space(X) if not keep.all() else None
     dropped = [n for n, k in zip(names, keep) if not k]
     if dropped:
@@ -302,11 +310,13 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
     X = X[:, keep]
     Z, z_names = random_design(df, random, time)
     if clinic:
-        pairs = pd.MultiIndex.from_arrays([df[clinic].to_numpy(), df[group].to_numpy()])
-        codes, uniq = pd.factorize(pairs, sort=True)
-        clin_codes, clin_labels = pd.factorize(uniq.get_level_values(0), sort=True)
-        patient_labels = list(uniq)
-        clinic_of_patient, clinic_labels = clin_codes, list(clin_labels)
+        # (clinic, patient) pairs sorted as tuples: sorted codes of each, then of code pairs
+        p_codes, p_uniq = pd.factorize(df[group], sort=True)
+        c_codes, c_uniq = pd.factorize(df[clinic], sort=True)
+        codes, pair = pd.factorize(c_codes.astype(np.int64) * len(p_uniq) + p_codes, sort=True)
+        clinic_of_patient = pair // len(p_uniq)
+        uniq = pd.MultiIndex.from_arrays([c_uniq.take(clinic_of_patient), p_uniq.take(pair % len(p_uniq))])
+        patient_labels, clinic_labels = list(uniq), list(c_uniq)
     else:
         codes, uniq = pd.factorize(df[group], sort=True)
         patient_labels, clinic_of_patient, clinic_labels = list(uniq), None, None
@@ -320,104 +330,37 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
                        clinic_of_patient=clinic_of_patient, clinic_labels=clinic_labels,
                        design_info=design_info, keep_columns=keep, data=df, group=group,
                        clinic=clinic, random=random, time=time, dropped=dropped, notes=notes,
-                       null_space=null_space, formula=fixed)
+                       null_space=null_space, formula=fixed, direct=direct)
 
 
-def fixed_design(fixed: str, df: pd.DataFrame, direct: bool | None = None):
-    """Outcome, fixed-effect matrix and patsy DesignInfo of a checked formula on complete rows.
-
-    Formulas whose factors are bare columns and ``C(column[, Treatment(...)])`` (the suite's
-    default formulas; nothing stateful such as ``center``) are built directly: patsy builds the
-    DesignInfo on a few rows that hold every level of every categorical column, and the columns
-    are filled from integer codes as patsy's own ``_build_subterm`` fills them (same products in
-    the same order, so the same numbers), without patsy's per-row checks of every value, which
-    cost 30 times the fit itself on 150,000 rows. Any other formula goes to patsy whole.
-    ``direct`` forces one way (None: direct when the formula is in the class).
-    """
-    env = patsy.EvalEnvironment([FORMULA_FUNCTIONS])
-    plan = _direct_plan(fixed, df) if direct is not False else None
-    if plan is None:
-        if direct:
-            raise ValueError(f"formula {fixed!r} is outside the directly built class")
-        yv, Xm = patsy.dmatrices(fixed, df, eval_env=env, NA_action="raise")
-        return np.asarray(yv, dtype=float).ravel(), np.asarray(Xm, dtype=float), Xm.design_info
-    outcome, categorical = plan
-    keep = pd.Index([])
-    for col in categorical:  # first row of each level
-        codes = pd.Series(pd.Categorical(df[col]).codes)
-        keep = keep.union(df.index[codes.drop_duplicates().index.to_numpy()])
-    _, skeleton = patsy.dmatrices(fixed, df.loc[keep] if len(keep) else df.iloc[:1], eval_env=env,
-                                  NA_action="raise")
-    info = skeleton.design_info
-    values = {}
-    for factor, finfo in info.factor_infos.items():
-        col = _direct_column(factor.code)
-        if finfo.type == "categorical":
-            codes = pd.Categorical(df[col], categories=list(finfo.categories)).codes
-            if (codes < 0).any():
-                raise patsy.PatsyError(f"{col}: a level outside the design's levels")
-            values[factor] = codes
-        else:
-            values[factor] = df[col].to_numpy(float)[:, None]
-    X = np.empty((len(df), len(info.column_names)))
-    start = 0
-    for subterms in info.term_codings.values():
-        for sub in subterms:
-            out = X[:, start:start + sub.num_columns]
-            out[...] = 1
-            widths = [sub.contrast_matrices[f].matrix.shape[1] if f in sub.contrast_matrices
-                      else info.factor_infos[f].num_columns for f in sub.factors]
-            # patsy's column order (as R): the left-most factor's column iterates fastest
-            for i, rev in enumerate(itertools.product(*[range(w) for w in reversed(widths)])):
-                for f, j in zip(sub.factors, rev[::-1]):
-                    if info.factor_infos[f].type == "categorical":
-                        out[:, i] *= sub.contrast_matrices[f].matrix[values[f], j]
-                    else:
-                        out[:, i] *= values[f][:, j]
-            start += sub.num_columns
-    return df[outcome].to_numpy(float), X, info
+#: Smallest eigenvalue ratio of the scaled Gram matrix at which X is full rank without its QR.
+GRAM_RATIO = 1e-6
 
 
-_DIRECT_C = re.compile(r"C\((\w+)(?:, Treatment(?:\(reference=(?:'[^'\\]*'|\"[^\"\\]*\"|[\d.]+)\))?)?\)")
+def well_conditioned(X: np.ndarray) -> bool:
+    """Whether the pivoted QR of :func:`_estimable_columns` would keep every column, known from the
+    p x p Gram matrix of the unit-norm columns: each pivoted |R_ii| lies between the smallest and
+    largest singular value, so all pass the 1e-7 test when sqrt(lambda_min / lambda_max) > 1e-3,
+    far above the rounding of the Gram matrix (~1e-12 relative)."""
+    if X.shape[1] == 0 or not np.isfinite(X).all():
+        return False
+    scale = np.sqrt((X ** 2).sum(axis=0))
+    if np.any(scale == 0):
+        return False
+    with _one_blas_thread():
+        gram = (X.T @ X) / np.outer(scale, scale)
+    w = np.linalg.eigvalsh(gram)
+    return bool(w[0] > GRAM_RATIO * w[-1])
 
 
-def _direct_column(code: str) -> str:
-    m = _DIRECT_C.fullmatch(code)
-    return m.group(1) if m else code
-
-
-def _direct_plan(fixed: str, df: pd.DataFrame):
-    """(outcome, categorical columns) when the formula is in the directly built class, else None."""
-    desc = patsy.ModelDesc.from_formula(fixed)
-    if len(desc.lhs_termlist) != 1 or len(desc.lhs_termlist[0].factors) != 1:
-        return None
-    outcome = desc.lhs_termlist[0].factors[0].code
-    if not (outcome.isidentifier() and outcome in df and _is_number(df[outcome])):
-        return None
-    categorical = set()
-    for term in desc.rhs_termlist:
-        for factor in term.factors:
-            code = factor.code
-            if _DIRECT_C.fullmatch(code):
-                categorical.add(_direct_column(code))
-            elif not code.isidentifier() or code not in df:
-                return None
-            elif not _is_number(df[code]):
-                categorical.add(code)
-    if any(c not in df for c in categorical):
-        return None
-    return outcome, sorted(categorical)
-
-
-def _is_number(col: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-
-
-def _estimable_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
-    """Columns kept by pivoted QR (lme4's rank check, tolerance 1e-7 relative to the largest |R_ii|)."""
+def _estimable_columns(X: np.ndarray, full_rank: bool = False, tol: float = 1e-7) -> np.ndarray:
+    """Columns kept by pivoted QR (lme4's rank check, tolerance 1e-7 relative to the largest |R_ii|);
+    all of them when ``full_rank`` (:func:`well_conditioned`) says the QR would keep them all."""
     keep = np.zeros(X.shape[1], dtype=bool)
     if X.shape[1] == 0:
         return keep
+    if full_rank:
+        return ~keep
     scale = np.sqrt((X ** 2).sum(axis=0))
     scale[scale == 0] = 1.0
     # one BLAS thread: on two busy cores OpenBLAS's threads made this pivoted QR 10 times slower

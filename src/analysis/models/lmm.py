@@ -41,7 +41,6 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from analysis.errors import ConfigError
 from analysis.models.engine_pls import PlsEngine
@@ -57,25 +56,11 @@ from analysis.models.health import (
 from analysis.models.pls_deviance import PlsDeviance, pls_class_problem
 from analysis.models.satterthwaite import ProfiledDeviance, Satterthwaite, optimise_theta
 from analysis.models.satterthwaite_gradient import GradientSatterthwaite
+from analysis.models.tidy import TIDY_COLUMNS, empty_tidy, tidy_frame, tidy_row
 
-TIDY_COLUMNS = ["term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high"]
+__all__ = ["TIDY_COLUMNS", "LmmFit", "empty_tidy", "fit_lmm", "tidy_frame", "tidy_row"]
+
 STATSMODELS_METHODS = ("lbfgs", "bfgs", "powell", "nm", "cg", "newton")
-
-
-def tidy_row(term: str, estimate: float, std_error: float, df: float, alpha: float = 0.05) -> dict:
-    """One tidy row: t (or z when df is inf) statistic, two-sided p and 1 - alpha interval."""
-    stat = estimate / std_error if std_error > 0 else np.nan
-    # t.sf(x, df) is what a frozen t(df) calls, without the ~10 ms of freezing one per row
-    shape = () if not np.isfinite(df) else (df,)
-    dist = scipy.stats.norm if not np.isfinite(df) else scipy.stats.t
-    p = 2 * dist.sf(abs(stat), *shape) if np.isfinite(stat) else np.nan
-    half = dist.ppf(1 - alpha / 2, *shape) * std_error
-    return {"term": term, "estimate": estimate, "std_error": std_error, "df": df, "statistic": stat,
-            "p_value": p, "conf_low": estimate - half, "conf_high": estimate + half}
-
-
-def empty_tidy() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object if c == "term" else float) for c in TIDY_COLUMNS})
 
 
 @dataclass
@@ -131,6 +116,25 @@ class LmmFit:
         se = float(np.sqrt(max(L @ V @ L, 0.0)))
         df = self.satterthwaite.df(L) if self.satterthwaite is not None else np.inf
         return tidy_row(term, float(L @ self.beta), se, df, alpha)
+
+    def contrast_table(self, Ls, terms, alpha: float | None = None) -> pd.DataFrame:
+        """:meth:`contrast` of each row of ``Ls`` (None: not estimable, all NaN) in one table;
+        each estimate, SE and df is computed as :meth:`contrast_row` computes it."""
+        alpha = self.alpha if alpha is None else alpha
+        n = len(terms)
+        est, se, df = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        if self.estimated:
+            V, beta, k = self.vcov_beta.to_numpy(), self.beta, len(self.fixed_effects)
+            for i, L in enumerate(Ls):
+                if L is None:
+                    continue
+                L = np.asarray(L, float).ravel()
+                if L.size != k:
+                    raise ValueError(f"contrast has {L.size} entries for {k} fixed effects")
+                se[i] = float(np.sqrt(max(L @ V @ L, 0.0)))
+                df[i] = self.satterthwaite.df(L) if self.satterthwaite is not None else np.inf
+                est[i] = float(L @ beta)
+        return tidy_frame(terms, est, se, df, alpha)
 
 
 class LmmEngine(Protocol):
@@ -351,17 +355,14 @@ def _finish(design, dev, theta, health, alpha) -> LmmFit:
     health.status = "estimated"
     names = design.x_names
     se = np.sqrt(np.diag(est["vcov"]))
-    rows = []
-    for i, name in enumerate(names):
-        L = np.eye(len(names))[i]
-        rows.append(tidy_row(name, est["beta"][i], se[i], satt.df(L), alpha))
+    dfs = [satt.df(np.eye(len(names))[i]) for i in range(len(names))]
     crit = dev.deviance(theta)
     k = len(names) + len(theta) + 1
     n = len(design.y)
     idx = design.data.index
     fitted = pd.Series(est["fitted"], index=idx, name="fitted")
     return LmmFit(
-        fixed_effects=pd.DataFrame(rows, columns=TIDY_COLUMNS),
+        fixed_effects=tidy_frame(names, est["beta"], se, dfs, alpha),
         vcov_beta=pd.DataFrame(est["vcov"], index=names, columns=names),
         variance_components=_varcorr(design, dev, theta, est["sigma"]), sigma=float(est["sigma"]),
         reml=dev.reml, reml_criterion=crit if dev.reml else np.nan,
@@ -431,8 +432,7 @@ def _gee_fit(design, health, reml, alpha) -> LmmFit:
     names = design.x_names
     se = np.sqrt(np.diag(g["vcov"]))
     fit = _empty_fit(health, reml, alpha, design)
-    fit.fixed_effects = pd.DataFrame([tidy_row(n, g["beta"][i], se[i], np.inf, alpha)
-                                      for i, n in enumerate(names)], columns=TIDY_COLUMNS)
+    fit.fixed_effects = tidy_frame(names, g["beta"], se, np.full(len(names), np.inf), alpha)
     fit.vcov_beta = pd.DataFrame(g["vcov"], index=names, columns=names)
     fit.variance_components = pd.DataFrame(
         [(design.group, "exchangeable correlation", None, g["correlation"]),

@@ -79,21 +79,35 @@ def reference_rows(fit: LmmFit, ats: list[dict], variables: tuple | None = None)
     if not ats:
         return []
     factors, means = variables or grid_variables(fit)
-    frames = []
-    for at in ats:
+    columns: dict[str, list] = {}
+    sizes = []
+    for at in ats:  # the grids one after another, as columns of plain lists (one DataFrame)
         free = {k: v for k, v in factors.items() if k not in at}
         combos = list(itertools.product(*free.values())) or [()]
-        grid = pd.DataFrame(combos, columns=list(free))
-        for var, value in {**means, **at}.items():
-            grid[var] = [value] * len(grid)
-        frames.append(grid)
-    grid = pd.concat(frames, ignore_index=True)
+        fixed = {**means, **at}
+        for j, var in enumerate(free):
+            columns.setdefault(var, []).extend(c[j] for c in combos)
+        for var, value in fixed.items():
+            columns.setdefault(var, []).extend([value] * len(combos))
+        sizes.append(len(combos))
+    if all(len(v) == sum(sizes) for v in columns.values()):
+        grid = pd.DataFrame(columns)
+    else:  # the points name different variables: one frame each, the gaps NaN
+        grid = pd.concat([_grid(factors, means, at) for at in ats], ignore_index=True)
     for var in factors:
         # keep the fitted column's dtype so patsy sees the same kind of values
         grid[var] = grid[var].astype(fit.design.data[var].dtype)
     X = fit.design.rows(grid, full=True)
-    bounds = np.cumsum([0] + [len(g) for g in frames])
+    bounds = np.cumsum([0] + sizes)
     return [X[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)]
+
+
+def _grid(factors, means, at) -> pd.DataFrame:
+    free = {k: v for k, v in factors.items() if k not in at}
+    grid = pd.DataFrame(list(itertools.product(*free.values())) or [()], columns=list(free))
+    for var, value in {**means, **at}.items():
+        grid[var] = [value] * len(grid)
+    return grid
 
 
 def linear_function(fit: LmmFit, plus: list[dict], minus: list[dict] = ()) -> np.ndarray:
@@ -156,7 +170,7 @@ def arm_tables(fit: LmmFit, arm: str, control: str, time: str, weeks, alpha: flo
     grid = []
 
     def add(kind, key, term, L, lv, week):
-        tables[key].append(estimate_row(fit, L, term, alpha))
+        tables[key].append((term, L))
         grid.append({"term": term, "kind": kind, "arm": lv, "week": week})
 
     for lv in arms:
@@ -172,9 +186,19 @@ def arm_tables(fit: LmmFit, arm: str, control: str, time: str, weeks, alpha: flo
         for lv in levels:
             add("slope difference", "slope_differences", f"{time} slope: {lv} - {control}",
                 slope(lv) - slope(control), lv, np.nan)
-    out = {k: (pd.DataFrame(v, columns=TIDY_COLUMNS) if v else empty_tidy()) for k, v in tables.items()}
+    out = {k: (estimate_table(fit, [L for _, L in v], [t for t, _ in v], alpha) if v else empty_tidy())
+           for k, v in tables.items()}
     out["grid"] = pd.DataFrame(grid, columns=["term", "kind", "arm", "week"])
     return out
+
+
+def estimate_table(fit: LmmFit, Ls_full, terms, alpha: float | None = None) -> pd.DataFrame:
+    """:func:`estimate` of each full-length linear function in one table (the same numbers)."""
+    design = fit.design
+    usable = fit.estimated and design is not None
+    Ls = [np.asarray(L, float)[design.keep_columns] if usable and design.estimable(L) else None
+          for L in Ls_full]
+    return fit.contrast_table(Ls, list(terms), alpha)
 
 
 def estimate(fit: LmmFit, L_full, term: str, alpha: float | None = None) -> pd.DataFrame:
