@@ -66,7 +66,7 @@ def test_cluster_weights_resample_within_each_clinic():
 
 def test_clinic_level_fits_are_refused(log):
     fit = fit_pain_model(log, PainModelOptions(engine="pls", clinic_level=True)).fit
-    with pytest.raises(NotResamplable, match="clinic-level"):
+    with pytest.raises(NotResamplable, match="clinic level, which the patient bootstrap"):
         patient_blocks(fit)
 
 
@@ -83,6 +83,11 @@ def test_clinic_level_fits_are_refused(log):
 ])
 def test_firm_rule(verdict, alts, share, words):
     assert firmness_words(verdict, alts, share) == words
+
+
+def test_a_claim_not_resampled_says_why():
+    assert firmness_words("overstated", {}, math.nan, "the bootstrap is off") == (
+        "firm across the alternative analyses (not resampled: the bootstrap is off)")
 
 
 def test_alternatives_are_the_declared_ones():
@@ -103,7 +108,13 @@ CLAIMS = {"claims": [
      "measure": "percent_increase", "value": 80, "week": 12},
     {"id": "episodes", "text": "fewer episodes", "source": "a page", "outcome": "episodes",
      "intervention": "deep_tissue_massage", "comparator": "usual_care",
-     "measure": "percent_reduction", "value": 62}]}
+     "measure": "percent_reduction", "value": 62},
+    {"id": "episodes-4", "text": "fewer episodes soon", "source": "a page", "outcome": "episodes",
+     "intervention": "deep_tissue_massage", "comparator": "usual_care",
+     "measure": "percent_reduction", "value": 62, "weeks": [0, 4]},
+    {"id": "responders", "text": "more responders", "source": "a page", "outcome": "responders",
+     "intervention": "deep_tissue_massage", "comparator": "usual_care",
+     "measure": "responder_rate", "value": 10, "week": 12}]}
 
 
 def test_assess_firmness_on_a_simulated_log(log):
@@ -120,12 +131,16 @@ def test_assess_firmness_on_a_simulated_log(log):
     rows, info = assess_firmness(log, claims, cfg, bundle, resamples=60, seed=4)
     again, _ = assess_firmness(log, claims, cfg, bundle, resamples=60, seed=4)
     assert [r["share_resamples"] for r in rows] == [r["share_resamples"] for r in again]
-    assert info["resampled"] == ["taping", "strength"] and "episodes" in info["skipped"]
+    # every claim kind is resampled: LMM, episodes (all follow-up and a window), responders
+    assert info["resampled"] == [c.id for c in claims.claims] and not info["skipped"]
     by_id = {r["id"]: r for r in rows}
     assert set(by_id["taping"]["alternatives"]) == {"random intercept", "with clinic level"}
     assert set(by_id["episodes"]["alternatives"]) == {"population-averaged"}
-    assert 0 <= by_id["taping"]["share_resamples"] <= 1
-    assert math.isnan(by_id["episodes"]["share_resamples"])
     for r in rows:
+        assert 0 <= r["share_resamples"] <= 1
         assert r["firmness"] == firmness_words(r["verdict"], r["alternatives"],
                                                r["share_resamples"])
+        assert "not resampled" not in r["firmness"]
+    off, _ = assess_firmness(log, claims, cfg, bundle, resamples=0)
+    assert all("bootstrap is off" in r["firmness"] for r in off
+               if r["firmness"].startswith("firm"))

@@ -10,36 +10,29 @@ Alternatives (each changes one declared choice of the run config, refits, and re
 * ``population-averaged`` / ``patient-level`` — for episodes, the other count estimand (already
   fitted beside the primary one).
 
-Bootstrap: ``resamples`` resamples of patients within clinic (seeded), each claim on a linear
-mixed model re-estimated by the fixed-variance GLS refit of :mod:`analysis.models.resample` and
-graded. Count and responder claims are not resampled (a count-model refit per resample is too
-slow for a report; say so rather than pretend).
+Bootstrap: ``resamples`` resamples of patients within clinic (seeded), every claim re-estimated
+in each (:mod:`analysis.audit.firmness_bootstrap`: linear mixed models by fixed-variance GLS,
+episode count models by Fisher scoring / one Newton step at the full-data variance parameters,
+responder shares exactly) and graded by the audit's own rule
+(:func:`analysis.audit.verdicts.grade_estimate`).
 
 Rule: **firm** when every alternative gives the same verdict and, where resampled, at least
 90 % of resamples do; otherwise **depends on the analysis: <the alternatives that flip it>** or
-**depends on the sample: same verdict in N % of resamples**.
+**depends on the sample: same verdict in N % of resamples**. A claim that could not be resampled
+says so and why.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
-import numpy as np
 
 from analysis.audit.claims import ClaimsFile, ResultsBundle, fit_claim_models
 from analysis.audit.estimands import estimate_claim
-from analysis.audit.estimate import Estimate, NotTestable
+from analysis.audit.estimate import NotTestable
+from analysis.audit.firmness_bootstrap import bootstrap_verdicts, linear_estimand  # noqa: F401
 from analysis.audit.verdicts import audit_estimates
-from analysis.models.resample import (
-    NotResamplable,
-    cluster_weights,
-    resampled_betas,
-    resampled_fit,
-)
 
 FIRM_SHARE = 0.9
-LMM_MODELS = ("pain", "moderator", "strength")
 
 
 def alternatives(cfg) -> list[tuple[str, tuple[str, ...], object]]:
@@ -84,8 +77,8 @@ def _estimates(claims, bundle, cfg) -> list:
 
 
 def _verdicts(claims, estimates, cfg) -> list[str]:
-    resolved = estimates
-    return list(audit_estimates(claims, resolved, cfg.models.alpha)["verdict"])
+    # graded as the audit grades them (Holm included): the one rule of analysis.audit.verdicts
+    return list(audit_estimates(claims, estimates, cfg.models.alpha)["verdict"])
 
 
 def grade_alternatives(data, claims: ClaimsFile, cfg, bundle: ResultsBundle,
@@ -112,114 +105,12 @@ def grade_alternatives(data, claims: ClaimsFile, cfg, bundle: ResultsBundle,
     return out
 
 
-def _boot_result(result, fit, control, alpha):
-    from analysis.models.marginal import arm_tables
+def firmness_words(verdict: str, by_alternative: dict[str, str | None], share: float,
+                   not_resampled: str | None = None) -> str:
+    """``firm``, ``depends on the analysis: random intercept``, ``depends on the sample: …``.
 
-    if hasattr(result, "log_slopes"):  # strength: slopes of log strength from the given fit
-        tabs = arm_tables(fit, "arm", control, "week", [], alpha)
-        return replace(result, fit=fit, log_slopes=tabs["slopes"],
-                       log_slope_differences=tabs["slope_differences"])
-    if hasattr(result, "grid"):  # pain: the estimand recomputes its week from the fit
-        return replace(result, fit=fit, contrasts=result.contrasts.iloc[0:0],
-                       grid=result.grid.iloc[0:0])
-    return replace(result, fit=fit)  # moderator: always read from the fit
-
-
-def linear_estimand(claim, bundle: ResultsBundle, cfg, key) -> np.ndarray:
-    """The vector L with (model-scale) estimate = L'beta for a claim on a linear mixed model.
-
-    Every LMM estimand here (a contrast at a week, a slope difference times the weeks, on the
-    log scale for strength) is linear in the fixed effects, so L is read by evaluating the
-    claim's own estimand code at the fitted beta and at beta plus each unit vector: no estimand is re-derived.
+    ``not_resampled`` is the reason, in words, when the claim could not be resampled.
     """
-    result = bundle.results[key]
-    fit = result.fit
-    p = len(fit.fixed_effects)
-    probe = ResultsBundle(bundle.patients, bundle.control, dict(bundle.results),
-                          bundle.follow_up, bundle.last_time)
-
-    def value(beta):
-        probe.results[key] = _boot_result(result, resampled_fit(fit, beta, np.eye(p)),
-                                          bundle.control, cfg.models.alpha)
-        est = estimate_claim(claim, probe, cfg)
-        return est.on_model_scale(est.estimate)
-
-    beta = fit.beta
-    base = value(beta)
-    L = np.array([value(beta + np.eye(p)[j]) - base for j in range(p)])
-    return L, base - L @ beta
-
-
-def _verdict(claim, est: Estimate, alpha: float) -> str:
-    from analysis.audit.verdicts import claim_sign, claimed_effect, grade, to_effect
-
-    sign = claim_sign(claim)
-    low, high = sorted(to_effect(v, est.scale, sign) for v in est.interval(alpha))
-    return grade(low, high, claimed_effect(claim))[0]
-
-
-def bootstrap_verdicts(claims: ClaimsFile, cfg, bundle: ResultsBundle, primary: list,
-                       resamples: int = 200, seed: int = 1) -> tuple[list, dict]:
-    """Share of resamples giving each claim's verdict (NaN where a claim is not resampled).
-
-    Each resample draws patients within clinic (:func:`analysis.models.resample.cluster_weights`),
-    refits every LMM the claims read by fixed-variance GLS, and grades each claim on
-    L'beta* with SE sqrt(L'V*L) and the full fit's df. Graded on plain (1 - alpha) intervals
-    (Holm-adjusted grading is not resampled).
-
-    Returns
-    -------
-    shares : list of float
-    info : dict
-        ``resamples``, ``seed``, ``resampled`` (claim ids) and ``skipped`` (id -> reason).
-    """
-    from scipy import stats
-
-    n, alpha = len(claims.claims), cfg.models.alpha
-    info = {"resamples": int(resamples), "seed": int(seed), "resampled": [], "skipped": {}}
-    patients = bundle.patients
-    strata = patients["clinic_id"] if "clinic_id" in patients else np.zeros(len(patients))
-    W_all = cluster_weights(patients["patient_id"], strata, resamples, seed)
-    position = {p: j for j, p in enumerate(patients["patient_id"])}
-    fits: dict = {}
-    shares = [math.nan] * n
-    for i, claim in enumerate(claims.claims):
-        key, est = bundle.key(claim), primary[i]
-        if not isinstance(est, Estimate):
-            info["skipped"][claim.id] = "not testable"
-            continue
-        if key[0] not in LMM_MODELS:
-            info["skipped"][claim.id] = (f"{claim.outcome} claims are not resampled (a count or "
-                                         "responder refit per resample is too slow for a report)")
-            continue
-        result = bundle.results[key]
-        try:
-            if key not in fits:
-                cols = [position[p] for p in result.fit.design.patient_labels]
-                fits[key] = resampled_betas(result.fit, W_all[:, cols])
-            L, base = linear_estimand(claim, bundle, cfg, key)
-        except (NotResamplable, NotTestable, KeyError, AttributeError) as exc:
-            info["skipped"][claim.id] = f"not resampled: {exc}"
-            continue
-        betas, vcovs = fits[key]
-        centre = base + betas @ L
-        se = np.sqrt(np.einsum("p,bpq,q->b", L, vcovs, L))
-        q = float((stats.t(est.df) if math.isfinite(est.df) else stats.norm).ppf(1 - alpha / 2))
-        verdict0 = _verdict(claim, est, alpha)
-        same = 0
-        for c, s in zip(centre, se):
-            lo, hi = c - q * s, c + q * s
-            vals = (math.exp(c), math.exp(lo), math.exp(hi)) if est.scale == "ratio" else (c, lo, hi)
-            boot = replace(est, estimate=vals[0], conf_low=vals[1], conf_high=vals[2],
-                           std_error=float(s), interval_at=None, alpha=alpha)
-            same += _verdict(claim, boot, alpha) == verdict0
-        shares[i] = same / resamples
-        info["resampled"].append(claim.id)
-    return shares, info
-
-
-def firmness_words(verdict: str, by_alternative: dict[str, str | None], share: float) -> str:
-    """``firm``, ``depends on the analysis: random intercept``, ``depends on the sample: …``."""
     if verdict == "not testable":
         return "not graded"
     flips = [f"{name} gives {v}" for name, v in by_alternative.items()
@@ -229,7 +120,8 @@ def firmness_words(verdict: str, by_alternative: dict[str, str | None], share: f
     if math.isfinite(share) and share < FIRM_SHARE:
         return f"depends on the sample: same verdict in {100 * share:.0f} % of resamples"
     if not math.isfinite(share):
-        return "firm across the alternative analyses (not resampled)"
+        why = f": {not_resampled}" if not_resampled else ""
+        return f"firm across the alternative analyses (not resampled{why})"
     return "firm"
 
 
@@ -258,5 +150,13 @@ def assess_firmness(data, claims: ClaimsFile, cfg, bundle: ResultsBundle,
         rows.append({"id": claim.id, "verdict": verdicts[i], "alternatives": mine,
                      "share_alternatives": (sum(agree) / len(agree)) if agree else math.nan,
                      "share_resamples": shares[i],
-                     "firmness": firmness_words(verdicts[i], mine, shares[i])})
+                     "firmness": firmness_words(verdicts[i], mine, shares[i],
+                                                _why_not(info, claim.id))})
     return rows, info
+
+
+def _why_not(info: dict, claim_id: str) -> str | None:
+    if not info.get("resamples"):
+        return "the bootstrap is off (firmness: resamples: 0)"
+    reason = info.get("skipped", {}).get(claim_id)
+    return reason.removeprefix("not resampled: ") if reason else None

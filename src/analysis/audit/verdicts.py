@@ -301,12 +301,31 @@ def _not_testable(claim: Claim, reason: str) -> dict:
             "notes": []}
 
 
+def effect_interval(claim: Claim, est: Estimate, alpha: float | None = None
+                    ) -> tuple[float, float]:
+    """The (1 - ``alpha``) interval of ``est`` on the claim-positive model scale, low <= high."""
+    sign = claim_sign(claim)
+    low, high = sorted(to_effect(v, est.scale, sign) for v in est.interval(alpha))
+    return low, high
+
+
+def grade_estimate(claim: Claim, est: Estimate, alpha: float | None = None) -> tuple[str, str]:
+    """The one verdict rule: :func:`grade` of ``est``'s (1 - ``alpha``) interval against the
+    claim (the audit's :func:`audit_estimates` and the firmness checks both grade through it).
+
+    Returns
+    -------
+    (verdict, reason) : tuple of str
+    """
+    return grade(*effect_interval(claim, est, alpha), claimed_effect(claim))
+
+
 def _in_units(est: Estimate | None, claim: Claim, alpha: float | None = None) -> dict | None:
     """Estimate and interval in the claim's units (claimed direction positive)."""
     if est is None:
         return None
     sign = claim_sign(claim)
-    low, high = sorted(to_effect(v, est.scale, sign) for v in est.interval(alpha))
+    low, high = effect_interval(claim, est, alpha)
     units = [effect_to_units(v, est.scale, sign)
              for v in (to_effect(est.estimate, est.scale, sign), low, high)]
     return {"estimand": est.estimand_text, "estimate": units[0], "conf_low": units[1],
@@ -325,7 +344,7 @@ def _graded(claim, est: Estimate, p_holm, level, alpha, adjusted) -> dict:
     sign, c = claim_sign(claim), claimed_effect(claim)
     shown = _in_units(est, claim, level)
     low, high = shown["effect_low"], shown["effect_high"]
-    verdict, reason = grade(low, high, c)
+    verdict, reason = grade_estimate(claim, est, level)
     if adjusted and not p_holm <= alpha and (low > 0 or high < 0):
         # Holm stops at the first non-rejection: later intervals may not exclude no effect
         verdict, reason = grade(min(low, 0.0), max(high, 0.0), c)

@@ -91,6 +91,9 @@ class EpisodeResult:
         The estimand of each fit in words.
     notes : list of str
         What data preparation left out and why.
+    fits : dict of str to tuple
+        Estimand -> (the design fitted, the model's fit object), for the patient-level bootstrap
+        of :mod:`analysis.endpoints.episodes_resample`; in-run only, never in results.json.
     """
 
     rate_ratios: pd.DataFrame
@@ -102,6 +105,7 @@ class EpisodeResult:
     parameters: dict[str, dict] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    fits: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         """Plain containers (tables as records) for results.json."""
@@ -163,6 +167,7 @@ def fit_episode_models(data: pd.DataFrame, control: str, family: str = "negative
     coefs: dict[str, pd.DataFrame] = {}
     params: dict[str, dict] = {}
     excluded: dict[str, dict[str, str]] = {}
+    fits: dict = {}
     for estimand in ESTIMANDS:
         h = FitHealth(engine=ENGINES[estimand],
                       random_structure="(1 | patient_id)" if estimand == "patient_level" else "")
@@ -172,8 +177,10 @@ def fit_episode_models(data: pd.DataFrame, control: str, family: str = "negative
         table = pd.DataFrame(columns=TIDY_COLUMNS)
         if why is None:
             try:
-                table, params[estimand] = _fit(_without(prepared, excluded[estimand], arm_col),
-                                               estimand, family, alpha, h)
+                design = _without(prepared, excluded[estimand], arm_col)
+                table, params[estimand], fits[estimand] = _fit(design, estimand, family, alpha,
+                                                               h)
+                fits[estimand] = (design, fits[estimand])
             except Exception as exc:  # noqa: BLE001 - a failed fit is reported, never raised
                 why = f"numerical failure ({type(exc).__name__}: {exc})"
             if why is None and not h.converged:
@@ -183,6 +190,7 @@ def fit_episode_models(data: pd.DataFrame, control: str, family: str = "negative
         if why is not None:
             not_estimable(why, h)
             table = pd.DataFrame(columns=TIDY_COLUMNS)
+            fits.pop(estimand, None)
         else:
             h.status = "estimated"
         health[estimand], coefs[estimand] = h, table
@@ -198,7 +206,7 @@ def fit_episode_models(data: pd.DataFrame, control: str, family: str = "negative
     }
     return EpisodeResult(rate_ratios=rr, primary=primary, family=family, control=control,
                          coefficients=coefs, health=health, parameters=params,
-                         descriptions=descriptions, notes=notes)
+                         descriptions=descriptions, notes=notes, fits=fits)
 
 
 def _fit_problems(prep, estimand, health):
@@ -247,7 +255,7 @@ def _without(prep, excluded, arm_col):
 
 
 def _fit(prep, estimand, family, alpha, health):
-    """One fit; returns its tidy table and parameters, filling ``health``."""
+    """One fit; returns its tidy table, parameters and fit object, filling ``health``."""
     names = list(prep.X.columns)
     X = prep.X.to_numpy()
     args = (prep.y, X, prep.offset, prep.groups)
@@ -269,7 +277,7 @@ def _fit(prep, estimand, family, alpha, health):
     for w in fit.warnings:
         health.add_warning(w)
     par.update(n_patients=int(fit.n_groups), n_visits=int(fit.n_obs))
-    return tidy_wald(names, fit.coef, fit.std_error, alpha), par
+    return tidy_wald(names, fit.coef, fit.std_error, alpha), par, fit
 
 
 def tidy_wald(names, estimate, std_error, alpha=0.05) -> pd.DataFrame:

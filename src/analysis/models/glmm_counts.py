@@ -196,7 +196,10 @@ class _Laplace:
         H = 1.0 - sigma**2 * self._sum(d2)
         return float(np.sum(self._sum(logp) - u**2 / 2 - 0.5 * np.log(H)))
 
-    def loglik_grad(self, par):
+    def _gradient_terms(self, par):
+        """Log-likelihood and the gradient's pieces: per-visit rows of d/dbeta (``X d1`` and the
+        log-determinant part) and per patient (d/dsigma, sigma) and (d/dtheta, theta), whose
+        products are the derivatives by log sigma and log theta."""
         beta, sigma, theta = self.unpack(par)
         u, lin = self.modes(beta, sigma, theta)
         nb = self.family == "negative_binomial"
@@ -211,25 +214,35 @@ class _Laplace:
         uo = u[g]
         k = 0.5 / H
         # beta
-        df_db = X.T @ d1
         dfu_db = sigma * (X * d2[:, None])
         dH_db = -sigma**2 * (X * d3[:, None])
         per_obs = -(k[g])[:, None] * (dH_db + (dH_du / H)[g][:, None] * dfu_db)
-        grad_beta = df_db + per_obs.sum(axis=0)
         # sigma
         df_ds = u * S1
         dfu_ds = S1 + sigma * S2 * u
         dH_ds = -2 * sigma * S2 - sigma**2 * self._sum(d3 * uo)
-        grad_sigma = np.sum(df_ds - k * (dH_ds + dH_du * dfu_ds / H))
-        grad = [grad_beta, [grad_sigma * sigma]]
+        per_patient = [(df_ds - k * (dH_ds + dH_du * dfu_ds / H), sigma)]
         if nb:
             lth, d1th, d2th = dth
             df_dt = self._sum(lth)
             dfu_dt = sigma * self._sum(d1th)
             dH_dt = -sigma**2 * self._sum(d2th)
-            grad_theta = np.sum(df_dt - k * (dH_dt + dH_du * dfu_dt / H))
-            grad.append([grad_theta * theta])
-        return ll, np.concatenate(grad)
+            per_patient.append((df_dt - k * (dH_dt + dH_du * dfu_dt / H), theta))
+        return ll, d1, per_obs, per_patient
+
+    def loglik_grad(self, par):
+        ll, d1, per_obs, per_patient = self._gradient_terms(par)
+        grad_beta = self.X.T @ d1 + per_obs.sum(axis=0)
+        return ll, np.concatenate([grad_beta] + [[np.sum(t) * f] for t, f in per_patient])
+
+    def patient_gradients(self, par) -> np.ndarray:
+        """Each patient's term of the gradient, (patients, parameters): the Laplace
+        log-likelihood is a sum over patients at fixed (sigma, theta), so weighted sums of these
+        rows are a resample's gradient (:mod:`analysis.models.resample_glmm`)."""
+        _, d1, per_obs, per_patient = self._gradient_terms(par)
+        rows = self.X * d1[:, None] + per_obs
+        beta = np.column_stack([self._sum(rows[:, j]) for j in range(self.p)])
+        return np.column_stack([beta] + [t * f for t, f in per_patient])
 
     def hessian(self, par, rel_step=1e-5):
         """Central differences of the exact gradient, symmetrised."""

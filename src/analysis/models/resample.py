@@ -48,11 +48,13 @@ def patient_blocks(fit) -> tuple[np.ndarray, np.ndarray]:
     """Per-patient GLS pieces ``A`` (m, p, p) and ``b`` (m, p) of an LMM fit (see Methods)."""
     design = getattr(fit, "design", None)
     if not fit.estimated or design is None or fit.theta is None:
-        raise NotResamplable("the model is not estimable")
+        raise NotResamplable("its model is not estimable")
     if design.clinic is not None:
-        raise NotResamplable("a clinic-level fit is not block-diagonal by patient")
+        raise NotResamplable("its model has a clinic level, which the patient bootstrap does not "
+                            "refit (a clinic-level fit is not block-diagonal by patient)")
     if str(fit.health.engine).endswith("GEE"):
-        raise NotResamplable("a GEE fallback has no mixed-model covariance")
+        raise NotResamplable("its model fell back to GEE, which the patient bootstrap does not "
+                            "refit (no mixed-model covariance)")
     X, Z, y = (np.asarray(a, float) for a in (design.X, design.Z, design.y))
     patient = np.asarray(design.patient)
     m, q = int(patient.max()) + 1, Z.shape[1]
