@@ -16,7 +16,6 @@ from analysis.audit.firmness import (
 from analysis.config import PainModelOptions, parse_config
 from analysis.endpoints.pain import fit_pain_model
 from analysis.models.resample import (
-    NotResamplable,
     cluster_weights,
     patient_blocks,
     resampled_betas,
@@ -37,7 +36,7 @@ def pain_fit(log):
 
 def test_unit_weights_give_back_the_mixed_model_estimates(pain_fit):
     # GLS at the fitted variance parameters is the LMM's own beta and model-based covariance
-    A, b = patient_blocks(pain_fit)
+    A, _ = patient_blocks(pain_fit)
     assert A.shape[0] == pain_fit.n_groups["patient_id"]
     betas, vcovs = resampled_betas(pain_fit, np.ones((2, A.shape[0])))
     assert np.allclose(betas[0], pain_fit.beta, atol=1e-9)
@@ -64,10 +63,38 @@ def test_cluster_weights_resample_within_each_clinic():
     assert not np.array_equal(W, cluster_weights(np.arange(8), strata, 50, seed=2))
 
 
-def test_clinic_level_fits_are_refused(log):
+def test_clinic_level_fits_are_resampled_exactly(log):
+    # with a clinic intercept the resample's GLS is solved clinic by clinic (Woodbury): unit
+    # weights give back the fit, and a resample equals dense GLS on its duplicated rows
+    from scipy.linalg import block_diag
+
+    from analysis.models.resample import patient_ids
+
     fit = fit_pain_model(log, PainModelOptions(engine="pls", clinic_level=True)).fit
-    with pytest.raises(NotResamplable, match="clinic level, which the patient bootstrap"):
-        patient_blocks(fit)
+    m = len(fit.design.patient_labels)
+    betas, vcovs = resampled_betas(fit, np.ones((1, m)))
+    assert np.allclose(betas[0], fit.beta, atol=1e-8)
+    assert np.allclose(vcovs[0], fit.vcov_beta.to_numpy(), rtol=1e-7, atol=1e-12)
+    w = cluster_weights(np.arange(m), fit.design.clinic_of_patient, 1, seed=2)[0]
+    d = fit.design
+    lam = float(fit.theta[-1])
+    assert d.Z.shape[1] == 2  # random slope: lme4's theta is (L11, L21, L22), then the clinic's
+    L = np.array([[fit.theta[0], 0.0], [fit.theta[1], fit.theta[2]]])
+    XtVX, XtVy = 0, 0
+    for k in np.unique(d.clinic_of_patient):  # dense V of each clinic, drawn patients repeated
+        rows = [np.flatnonzero(d.patient == i) for i in np.flatnonzero(d.clinic_of_patient == k)
+                for _ in range(int(w[i]))]
+        if not rows:
+            continue
+        Vp = block_diag(*[np.eye(len(r)) + d.Z[r] @ L @ L.T @ d.Z[r].T for r in rows])
+        idx = np.concatenate(rows)
+        V = Vp + lam ** 2 * np.ones((len(idx), len(idx)))
+        Vinv = np.linalg.inv(V)
+        XtVX = XtVX + d.X[idx].T @ Vinv @ d.X[idx]
+        XtVy = XtVy + d.X[idx].T @ Vinv @ d.y[idx]
+    got, _ = resampled_betas(fit, w[None])
+    assert np.allclose(got[0], np.linalg.solve(XtVX, XtVy), atol=1e-9)
+    assert len(patient_ids(fit)) == m and not isinstance(patient_ids(fit)[0], tuple)
 
 
 @pytest.mark.parametrize("verdict, alts, share, words", [
@@ -144,3 +171,42 @@ def test_assess_firmness_on_a_simulated_log(log):
     off, _ = assess_firmness(log, claims, cfg, bundle, resamples=0)
     assert all("bootstrap is off" in r["firmness"] for r in off
                if r["firmness"].startswith("firm"))
+
+
+def test_a_clinic_level_primary_analysis_is_resampled(log):
+    cfg = parse_config({"name": "t", "data": "x.csv", "disclosure_threshold": 5,
+                        "models": {"pain": {"clinic_level": True}}})
+    claims = parse_claims({"claims": CLAIMS["claims"][:1]})
+    bundle = fit_claim_models(log, claims, cfg)
+    assert bundle.results[bundle.key(claims.claims[0])].fit.design.clinic is not None
+    rows, info = assess_firmness(log, claims, cfg, bundle, resamples=30, seed=4)
+    assert info["resampled"] == ["taping"] and 0 <= rows[0]["share_resamples"] <= 1
+
+
+def test_a_claim_on_the_pain_mmrm_says_in_words_why_it_is_not_resampled():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from analysis.audit.claims import ResultsBundle
+    from analysis.audit.estimands import estimate_claim
+    from analysis.audit.firmness import bootstrap_verdicts
+
+    ref = Path(__file__).parents[1] / "reference" / "mmrm" / "fev_data.csv"
+    d = pd.read_csv(ref).rename(columns={"USUBJID": "patient_id", "ARMCD": "arm",
+                                         "VISITN": "week"})
+    result = fit_pain_model(d, PainModelOptions(outcome="FEV1", analysis="mmrm"), control="PBO")
+    claims = parse_claims({"claims": [{
+        "id": "fev", "text": "FEV1 up", "source": "test", "outcome": "pain",
+        "intervention": "TRT", "comparator": "PBO", "measure": "direction",
+        "direction": "increase", "week": 4}]})
+    patients = d.groupby("patient_id").first().reset_index()[["patient_id", "arm"]]
+    bundle = ResultsBundle(patients, "PBO", {("pain", None, None): result})
+    cfg = parse_config({"name": "t", "data": "x.csv"}).model_copy(update={"control": "PBO"})
+    est = estimate_claim(claims.claims[0], bundle, cfg)
+    # the analysis it rests on names the MMRM (this raised before: MMRM health is not FitHealth)
+    assert est.analysis == "MMRM arm*visit, us covariance, kenward-roger df"
+    shares, info = bootstrap_verdicts(claims, cfg, bundle, [est], resamples=10)
+    assert math.isnan(shares[0])
+    assert info["skipped"]["fev"] == ("not resampled: its model is the pain MMRM, which the "
+                                      "patient bootstrap does not refit")

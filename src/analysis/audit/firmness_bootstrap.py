@@ -5,8 +5,8 @@ one draw shared by all claims) and re-estimates each claim's graded estimate, wh
 graded by the audit's own rule (:func:`analysis.audit.verdicts.grade_estimate`) on its plain
 (1 - alpha) interval (Holm-adjusted grading is not resampled):
 
-* pain, moderator and strength (linear mixed models): the fixed-variance GLS refit of
-  :mod:`analysis.models.resample`, the estimand L'beta* with SE sqrt(L'V*L) and the full fit's df;
+* pain, moderator and strength (linear mixed models, with or without a clinic level): the
+  fixed-variance GLS refit of :mod:`analysis.models.resample`, the estimand L'beta* with SE sqrt(L'V*L) and the full fit's df;
 * episodes: the graded estimand's count model re-estimated with the resample's patient weights
   (:mod:`analysis.endpoints.episodes_resample`: GEE by Fisher scoring with robust SE, GLMM by
   one Newton step with model SE; variance parameters at the full-data values), normal interval;
@@ -32,6 +32,7 @@ from analysis.audit.verdicts import grade_estimate
 from analysis.models.resample import (
     NotResamplable,
     cluster_weights,
+    patient_ids,
     resampled_betas,
     resampled_fit,
 )
@@ -97,9 +98,12 @@ class _Resampler:
 
     def __call__(self, claim, est: Estimate, key):
         result, alpha = self.bundle.results[key], self.cfg.models.alpha
+        if getattr(result, "analysis", "trend") == "mmrm":
+            raise NotResamplable("its model is the pain MMRM, which the patient bootstrap does "
+                                 "not refit")
         if key[0] in LMM_MODELS:
             if key not in self.lmm:
-                cols = [self.position[p] for p in result.fit.design.patient_labels]
+                cols = [self.position[p] for p in patient_ids(result.fit)]
                 self.lmm[key] = resampled_betas(result.fit, self.W[:, cols])
             L, base = linear_estimand(claim, self.bundle, self.cfg, key)
             betas, vcovs = self.lmm[key]
@@ -124,8 +128,8 @@ def bootstrap_verdicts(claims: ClaimsFile, cfg, bundle: ResultsBundle, primary: 
     -------
     shares : list of float
     info : dict
-        ``resamples``, ``seed``, ``resampled`` (claim ids) and ``skipped`` (id -> the reason,
-        in words).
+        ``resamples``, ``seed``, ``resampled`` (claim ids), ``skipped`` (id -> the reason, in
+        words) and, where a model failed in the resamples, ``detail`` (id -> the error).
     """
     alpha = cfg.models.alpha
     info = {"resamples": int(resamples), "seed": int(seed), "resampled": [], "skipped": {}}
@@ -144,8 +148,10 @@ def bootstrap_verdicts(claims: ClaimsFile, cfg, bundle: ResultsBundle, primary: 
         except NotResamplable as exc:
             info["skipped"][claim.id] = f"not resampled: {exc}"
             continue
-        except (NotTestable, KeyError, AttributeError, ValueError) as exc:
-            info["skipped"][claim.id] = f"not resampled: its model could not be re-estimated ({exc})"
+        except (NotTestable, KeyError, AttributeError, ValueError, np.linalg.LinAlgError) as exc:
+            info["skipped"][claim.id] = ("not resampled: its model could not be re-estimated in "
+                                         "the resamples")
+            info.setdefault("detail", {})[claim.id] = f"{type(exc).__name__}: {exc}"
             continue
         verdict0 = grade_estimate(claim, est, alpha)[0]
         same = 0

@@ -47,7 +47,12 @@ def lmm_words(formula: str, health, reml: bool = True) -> str:
 
 
 def lmm_result_words(result) -> str:
-    """:func:`lmm_words` of a pain, moderator or strength result (its fit's health)."""
+    """:func:`lmm_words` of a pain, moderator or strength result (its fit's health); for the pain
+    MMRM (``models.pain.analysis: mmrm``) the MMRM, its covariance and df method."""
+    if getattr(result, "analysis", "trend") == "mmrm":
+        steps = list(getattr(result.health, "fallback_steps", []))
+        return (f"MMRM {formula_words(result.formula)}, {result.covariance} covariance, "
+                f"{result.df_method} df" + (f"; fallback: {'; '.join(steps)}" if steps else ""))
     fit = getattr(result, "fit", None)
     health = getattr(fit, "health", None) or getattr(result, "health", None)
     return lmm_words(getattr(result, "formula", ""), health, getattr(fit, "reml", True))

@@ -16,8 +16,9 @@ and model-based covariance :math:`\sigma^2(\sum_i w_i A_i)^{-1}`: the exact GLS 
 full-data variance parameters (a "fixed-variance" bootstrap; the variance parameters are not
 re-estimated in each resample, which keeps :math:`B = 200` resamples to matrix products, and the
 intervals of a resample use normal quantiles). With all :math:`w_i = 1` it returns the fit's own
-:math:`\hat\beta` (the GLS identity of a mixed model), which the tests check. Fits with a clinic
-level (a covariance that is not block-diagonal by patient) and GEE fallbacks are refused.
+:math:`\hat\beta` (the GLS identity of a mixed model), which the tests check. A clinic level
+(patients nested in clinics, one clinic intercept) is handled per clinic by Woodbury
+(:func:`resampled_betas`); GEE fallbacks are refused.
 
 Reference: Davison AC, Hinkley DV (1997) *Bootstrap Methods and their Application*, ch. 3.8
 (resampling clusters); Bates D et al. (2015) lme4, J Stat Softw 67(1), eq. (12)-(17).
@@ -33,7 +34,7 @@ from analysis.errors import OutcomesError
 
 
 class NotResamplable(OutcomesError):
-    """The fit cannot be resampled this way (clinic level, GEE fallback, not estimable)."""
+    """The fit cannot be resampled this way (a GEE fallback, not estimable)."""
 
 
 def _lambda(theta: np.ndarray, q: int) -> np.ndarray:
@@ -44,18 +45,16 @@ def _lambda(theta: np.ndarray, q: int) -> np.ndarray:
     return lam
 
 
-def patient_blocks(fit) -> tuple[np.ndarray, np.ndarray]:
-    """Per-patient GLS pieces ``A`` (m, p, p) and ``b`` (m, p) of an LMM fit (see Methods)."""
+def _patient_grams(fit) -> np.ndarray:
+    """Per-patient :math:`C_i^\top V_i^{-1} C_i` with :math:`C = [X, 1, y]`: (m, p+2, p+2)."""
     design = getattr(fit, "design", None)
     if not fit.estimated or design is None or fit.theta is None:
         raise NotResamplable("its model is not estimable")
-    if design.clinic is not None:
-        raise NotResamplable("its model has a clinic level, which the patient bootstrap does not "
-                            "refit (a clinic-level fit is not block-diagonal by patient)")
     if str(fit.health.engine).endswith("GEE"):
         raise NotResamplable("its model fell back to GEE, which the patient bootstrap does not "
-                            "refit (no mixed-model covariance)")
+                             "refit (no mixed-model covariance)")
     X, Z, y = (np.asarray(a, float) for a in (design.X, design.Z, design.y))
+    C = np.column_stack([X, np.ones(len(y)), y])
     patient = np.asarray(design.patient)
     m, q = int(patient.max()) + 1, Z.shape[1]
     lam = _lambda(fit.theta, q)
@@ -65,35 +64,62 @@ def patient_blocks(fit) -> tuple[np.ndarray, np.ndarray]:
         np.add.at(out, patient, a[:, :, None] * b[:, None, :])
         return out
 
-    yc = y[:, None]
-    xx, xz, zz = per_patient(X, X), per_patient(X, Z), per_patient(Z, Z)
-    xy, zy = per_patient(X, yc)[:, :, 0], per_patient(Z, yc)[:, :, 0]
+    cc, cz, zz = per_patient(C, C), per_patient(C, Z), per_patient(Z, Z)
     M = np.eye(q) + np.einsum("ji,mjk,kl->mil", lam, zz, lam)
-    xzl = xz @ lam                                   # (m, p, q)
-    Minv = np.linalg.inv(M)
-    A = xx - xzl @ Minv @ np.transpose(xzl, (0, 2, 1))
-    b = xy - np.einsum("mpq,mqr,sr,ms->mp", xzl, Minv, lam, zy)
-    return A, b
+    czl = cz @ lam                                   # (m, p+2, q)
+    return cc - czl @ np.linalg.inv(M) @ np.transpose(czl, (0, 2, 1))
+
+
+def patient_blocks(fit) -> tuple[np.ndarray, np.ndarray]:
+    """Per-patient GLS pieces ``A`` (m, p, p) and ``b`` (m, p) of an LMM fit (see Methods)."""
+    G = _patient_grams(fit)
+    p = G.shape[1] - 2
+    return G[:, :p, :p], G[:, :p, p + 1]
 
 
 def resampled_betas(fit, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GLS estimates and covariances for each row of patient multiplicities ``weights`` (B, m).
+    r"""GLS estimates and covariances for each row of patient multiplicities ``weights`` (B, m).
+
+    With a clinic level, each clinic's rows (its patients with their multiplicities) share the
+    clinic intercept: by Woodbury, with :math:`a_i = X_i^\top V_i^{-1} 1`,
+    :math:`s_i = 1^\top V_i^{-1} 1`, :math:`r_i = 1^\top V_i^{-1} y_i` and the clinic's
+    relative variance :math:`\lambda_c^2` (the last :math:`\theta`), clinic :math:`k` subtracts
+    :math:`f_k (\sum w_i a_i)(\sum w_i a_i)^\top` from :math:`\sum w_i A_i` and
+    :math:`f_k (\sum w_i r_i)(\sum w_i a_i)` from :math:`\sum w_i b_i`, with
+    :math:`f_k = \lambda_c^2 / (1 + \lambda_c^2 \sum w_i s_i)` (sums over the clinic's
+    patients): the exact GLS refit of the resample at the full fit's variance parameters.
 
     Returns
     -------
     betas : ndarray (B, p)
     vcovs : ndarray (B, p, p)
-        :math:`\\sigma^2 (\\sum_i w_i A_i)^{-1}`.
+        :math:`\sigma^2 (X^\top V^{-1} X)^{-1}` of each resample.
     """
-    A, b = patient_blocks(fit)
+    G = _patient_grams(fit)
+    p = G.shape[1] - 2
     W = np.asarray(weights, float)
-    if W.ndim != 2 or W.shape[1] != A.shape[0]:
-        raise ValueError(f"weights must be (B, {A.shape[0]}), got {W.shape}")
-    AW = np.einsum("bm,mpq->bpq", W, A)
-    bW = W @ b
+    if W.ndim != 2 or W.shape[1] != G.shape[0]:
+        raise ValueError(f"weights must be (B, {G.shape[0]}), got {W.shape}")
+    AW = np.einsum("bm,mpq->bpq", W, G[:, :p, :p])
+    bW = W @ G[:, :p, p + 1]
+    if fit.design.clinic is not None:
+        clinic = np.asarray(fit.design.clinic_of_patient)
+        lam2 = float(fit.theta[-1]) ** 2
+        for k in np.unique(clinic):
+            Wk, Gk = W[:, clinic == k], G[clinic == k]
+            a, s, r = Wk @ Gk[:, :p, p], Wk @ Gk[:, p, p], Wk @ Gk[:, p, p + 1]
+            f = lam2 / (1 + lam2 * s)
+            AW -= f[:, None, None] * a[:, :, None] * a[:, None, :]
+            bW -= (f * r)[:, None] * a
     inv = np.linalg.inv(AW)
     betas = np.einsum("bpq,bq->bp", inv, bW)
     return betas, (fit.sigma ** 2) * inv
+
+
+def patient_ids(fit) -> list:
+    """The patient id of each column of the weights :func:`resampled_betas` takes (a
+    clinic-level design labels its groups (clinic, patient))."""
+    return [lab[-1] if isinstance(lab, tuple) else lab for lab in fit.design.patient_labels]
 
 
 def resampled_fit(fit, beta: np.ndarray, vcov: np.ndarray):
