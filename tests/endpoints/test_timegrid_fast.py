@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.endpoints import timegrid
 from analysis.endpoints.timegrid import nominal, observed_times
 
 
@@ -46,7 +47,10 @@ def _log(seed, n=600):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("k", [1, 3, 8, 40])
-def test_observed_times_equals_the_pandas_reference(seed, k):
+@pytest.mark.parametrize("table", [True, False])
+def test_observed_times_equals_the_pandas_reference(seed, k, table, monkeypatch):
+    if not table:  # the sorting branch, used for large logs
+        monkeypatch.setattr(timegrid, "TABLE_CELLS", 0)
     d = _log(seed)
     assert observed_times(d, "y", min_patients=k) == _reference(d, "y", min_patients=k)
     assert observed_times(d, None, min_patients=k) == _reference(d, None, min_patients=k)

@@ -22,6 +22,9 @@ import math
 import numpy as np
 import pandas as pd
 
+#: Largest (cell x patient) table of marks counted without sorting (bytes of memory).
+TABLE_CELLS = 50_000_000
+
 
 def nominal(times) -> np.ndarray:
     """Visit times rounded to the nearest whole time unit (the nominal schedule)."""
@@ -72,10 +75,9 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
     arm_code, arm_labels = _text_codes(data[arm_col][keep])
     p_code, p_values = pd.factorize(data[group].to_numpy()[keep], use_na_sentinel=False)
     n_t, n_arm, n_p = len(t_values), len(arm_labels), max(len(p_values), 1)
-    arm_patient = np.unique(arm_code.astype(np.int64) * n_p + p_code)
-    sizes = np.bincount(arm_patient // n_p, minlength=n_arm)
-    triples = np.unique((t_code.astype(np.int64) * n_arm + arm_code) * n_p + p_code)
-    counts = np.bincount(triples // n_p, minlength=n_t * n_arm).reshape(n_t, n_arm)
+    sizes = _distinct_per_cell(arm_code.astype(np.int64) * n_p + p_code, n_p, n_arm)
+    counts = _distinct_per_cell((t_code.astype(np.int64) * n_arm + arm_code) * n_p + p_code, n_p,
+                                n_t * n_arm).reshape(n_t, n_arm)
     k = max(int(min_patients), 1)
     # Arms with fewer than k patients in all are withheld everywhere (disclosure control) and
     # compared nowhere; they must not empty the grid of the arms that can be reported.
@@ -84,6 +86,16 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
         return []
     kept = (counts[:, eligible] >= k).all(axis=1)
     return [float(t) for t in sorted(t_values[kept])]
+
+
+def _distinct_per_cell(key: np.ndarray, n_p: int, n_cells: int) -> np.ndarray:
+    """Distinct patients per cell, ``key = cell * n_p + patient``: marks in a boolean table when it
+    is small (no sort), else the distinct keys."""
+    if n_cells * n_p <= TABLE_CELLS:
+        seen = np.zeros(n_cells * n_p, dtype=bool)
+        seen[key] = True
+        return seen.reshape(n_cells, n_p).sum(axis=1)
+    return np.bincount(np.unique(key) // n_p, minlength=n_cells)
 
 
 def _text_codes(arm: pd.Series) -> tuple[np.ndarray, list[str]]:
