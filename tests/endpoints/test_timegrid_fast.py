@@ -59,6 +59,8 @@ def test_observed_times_equals_the_pandas_reference(seed, k, table, monkeypatch)
     cat = d[d["arm"].map(lambda a: isinstance(a, str) or a is None)].copy()
     cat["arm"] = pd.Categorical(cat["arm"], categories=["c", "b", "a", "1", "unused"])
     assert observed_times(cat, "y", min_patients=k) == _reference(cat, "y", min_patients=k)
+    ids = d.assign(patient_id=pd.Categorical(d["patient_id"]))
+    assert observed_times(ids, "y", min_patients=k) == _reference(ids, "y", min_patients=k)
     gap = d.copy()
     gap.loc[gap.index[:20], "patient_id"] = None
     assert observed_times(gap, "y", min_patients=k) == _reference(gap, "y", min_patients=k)

@@ -106,3 +106,15 @@ def test_clinic_codes_equal_a_factorised_multiindex(data):
     assert design.patient_labels == list(uniq)
     assert np.array_equal(design.clinic_of_patient, clin_codes)
     assert design.clinic_labels == list(clin_labels)
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 15])
+def test_direct_design_in_blocks_of_rows_equals_patsy(data, chunk, monkeypatch):
+    from analysis.models import design_direct
+
+    monkeypatch.setattr(design_direct, "CHUNK", chunk)
+    d = data.assign(flag=data["week"] > 4)
+    formula = "pain_score ~ week * C(arm, Treatment(reference='usual_care')) + sex:week + flag"
+    y1, X1, _ = design_direct.fixed_design(formula, d, direct=True)
+    y2, X2, _ = design_direct.fixed_design(formula, d, direct=False)
+    assert len(d) > 3 * 7 and np.array_equal(y1, y2) and np.array_equal(X1, X2)

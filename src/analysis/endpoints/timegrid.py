@@ -73,7 +73,7 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
     # integer codes of (nominal time, arm as text, patient): distinct triples counted per (time, arm)
     t_code, t_values = pd.factorize(nominal(data[time].to_numpy()[keep]))
     arm_code, arm_labels = _text_codes(data[arm_col][keep])
-    p_code, p_values = pd.factorize(data[group].to_numpy()[keep], use_na_sentinel=False)
+    p_code, p_values = pd.factorize(data[group][keep], use_na_sentinel=False)  # a Categorical's codes
     n_t, n_arm, n_p = len(t_values), len(arm_labels), max(len(p_values), 1)
     sizes = _distinct_per_cell(arm_code.astype(np.int64) * n_p + p_code, n_p, n_arm)
     counts = _distinct_per_cell((t_code.astype(np.int64) * n_arm + arm_code) * n_p + p_code, n_p,

@@ -34,6 +34,9 @@ FORMULA_FUNCTIONS = {"C": patsy.builtins.C, "Treatment": patsy.builtins.Treatmen
                      "standardize": patsy.builtins.standardize,
                      "log": np.log, "exp": np.exp, "sqrt": np.sqrt}
 
+#: Rows filled at a time (a block of X's columns stays in cache).
+CHUNK = 1 << 15
+
 _DIRECT_C = re.compile(r"C\((\w+)(?:, Treatment(?:\(reference=(?:'[^'\\]*'|\"[^\"\\]*\"|[\d.]+)\))?)?\)")
 
 
@@ -99,24 +102,32 @@ def direct_rows(info, df: pd.DataFrame) -> np.ndarray:
             if np.isnan(v).any():
                 raise patsy.PatsyError(f"{col}: missing values")
             values[factor] = v
-    n = len(df)
-    X = np.empty((n, len(info.column_names)))
-    column = np.empty(n)
-    start = 0
+    # each column: the factors' values to multiply, in patsy's order (a contrast column picked by
+    # the codes, or the numeric column)
+    plan = []
     for subterms in info.term_codings.values():
         for sub in subterms:
             widths = [sub.contrast_matrices[f].matrix.shape[1] if f in sub.contrast_matrices
                       else info.factor_infos[f].num_columns for f in sub.factors]
             # patsy's column order (as R): the left-most factor's column iterates fastest
-            for i, rev in enumerate(itertools.product(*[range(w) for w in reversed(widths)])):
-                column[:] = 1.0
-                for f, j in zip(sub.factors, rev[::-1]):
-                    if info.factor_infos[f].type == "categorical":
-                        column *= sub.contrast_matrices[f].matrix[values[f], j]
-                    else:
-                        column *= values[f]
-                X[:, start + i] = column
-            start += sub.num_columns
+            for rev in itertools.product(*[range(w) for w in reversed(widths)]):
+                plan.append([(np.ascontiguousarray(sub.contrast_matrices[f].matrix[:, j]), values[f])
+                             if info.factor_infos[f].type == "categorical" else (None, values[f])
+                             for f, j in zip(sub.factors, rev[::-1])])
+    n = len(df)
+    X = np.empty((n, len(plan)))
+    column, picked = np.empty(min(n, CHUNK)), np.empty(min(n, CHUNK))
+    for lo in range(0, n, CHUNK):  # in blocks of rows that stay in cache
+        hi = min(lo + CHUNK, n)
+        col, pick = column[: hi - lo], picked[: hi - lo]
+        for i, factors in enumerate(plan):
+            col[:] = 1.0
+            for contrast, v in factors:
+                if contrast is None:
+                    col *= v[lo:hi]
+                else:
+                    col *= np.take(contrast, v[lo:hi], out=pick)
+            X[lo:hi, i] = col
     return X
 
 
