@@ -5,6 +5,9 @@ one draw shared by all claims) and re-estimates each claim's graded estimate, wh
 graded by the audit's own rule (:func:`analysis.audit.verdicts.grade_estimate`) on its plain
 (1 - alpha) interval (Holm-adjusted grading is not resampled):
 
+* pain on the MMRM (``models.pain.analysis: mmrm``): the GLS refit at the fit's residual
+  covariance, the LS-mean difference at the visit with the resample's model SE and the full
+  fit's df (:mod:`analysis.endpoints.pain_mmrm_resample`);
 * pain, moderator and strength (linear mixed models, with or without a clinic level): the
   fixed-variance GLS refit of :mod:`analysis.models.resample`, the estimand L'beta* with SE sqrt(L'V*L) and the full fit's df;
 * episodes: the graded estimand's count model re-estimated with the resample's patient weights
@@ -99,8 +102,12 @@ class _Resampler:
     def __call__(self, claim, est: Estimate, key):
         result, alpha = self.bundle.results[key], self.cfg.models.alpha
         if getattr(result, "analysis", "trend") == "mmrm":
-            raise NotResamplable("its model is the pain MMRM, which the patient bootstrap does "
-                                 "not refit")
+            from analysis.endpoints.pain_mmrm_resample import resampled_mmrm_differences
+
+            week = self.bundle.resolved(claim).weeks[1]
+            diff, se = resampled_mmrm_differences(result, claim.intervention, week, self.W,
+                                                  self.ids)
+            return _wald_intervals(diff, se, est, alpha)
         if key[0] in LMM_MODELS:
             if key not in self.lmm:
                 cols = [self.position[p] for p in patient_ids(result.fit)]
