@@ -25,12 +25,19 @@ def _config(folder: Path, **extra) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_outcome(tmp_path_factory):
     folder = tmp_path_factory.mktemp("suite")
     config = _config(folder / "in")
-    outcome = run_suite(config, out=folder / "run", progress=False)
+    # Two kernels: 02-07 side by side (test_side_by_side_gives_the_same_run_as_one_kernel).
+    outcome = run_suite(config, out=folder / "run", progress=False, workers=2)
     assert outcome.status == "succeeded", outcome.error
-    return folder / "run", config
+    return outcome, config
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_outcome):
+    outcome, config = demo_outcome
+    return outcome.run_dir, config
 
 
 def test_suite_writes_every_output(demo_run):
@@ -106,6 +113,30 @@ def test_verify_names_every_edited_page_on_a_copy_in_another_folder(demo_run, tm
     assert "input changed" not in out and "rerun" not in out
 
 
+#: Files that carry the clock (execution times, cell ids, object addresses, the run id): every other
+#: file of a run is the same byte for byte whatever the kernels did.
+TIMED = ("notebooks/", "owner/", "researcher/", "audit.html", "private/fits/")
+
+
+def test_side_by_side_gives_the_same_run_as_one_kernel(demo_outcome):
+    parallel, config = demo_outcome
+    # Beside the first run, so that the paths the manifest records relative to the run are equal.
+    sequential = run_suite(config, out=parallel.run_dir.parent / "run-one-kernel", progress=False,
+                           workers=1)
+    assert sequential.status == "succeeded", sequential.error
+    # one kernel for the nine notebooks; two when 02-07 run side by side (not nine, not more)
+    assert (sequential.kernel_starts, parallel.kernel_starts) == (1, 2)
+    a, b = parallel.run_dir, sequential.run_dir
+    assert (a / "results.json").read_bytes() == (b / "results.json").read_bytes()
+    ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
+    clock = {"run_id", "started_utc", "finished_utc", "seconds", "outputs"}
+    assert {k: v for k, v in ma.items() if k not in clock} == {k: v for k, v in mb.items() if k not in clock}
+    assert ma["notebooks"] == [p.stem for p in notebook_sources()]  # pipeline order
+    assert ma["outputs"].keys() == mb["outputs"].keys()
+    same = {k: v for k, v in ma["outputs"].items() if not k.startswith(TIMED)}
+    assert len(same) > 30 and same == {k: mb["outputs"][k] for k in same}
+
+
 def test_unknown_config_key_stops_before_any_notebook(tmp_path, capsys):
     config = _config(tmp_path / "in", colums="{}")
     assert main(["run", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
@@ -175,7 +206,7 @@ def test_console_shows_a_bar_per_notebook_and_no_kernel_warnings(tmp_path, capfd
 def test_quiet_prints_only_the_result_line(tmp_path, capfd, monkeypatch):
     import analysis.run.runner as runner
 
-    def fake_run(config, out=None, progress=True, notebooks=None):
+    def fake_run(config, out=None, progress=True, notebooks=None, workers=None):
         assert progress is False  # --quiet turns the bars off
         return runner.RunOutcome(Path(out), "succeeded", 0)
 

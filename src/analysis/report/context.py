@@ -14,6 +14,7 @@ Layout of ``reports/<run>/``::
     results/<section>.json   per-notebook result fragments
     logs/disclosure-*.json   what disclosure control suppressed
     private/visits.parquet   the validated per-visit table: stays in the run folder, never published
+    private/validated.pickle the runner's validation of the log, which 01 reuses (keep_validation)
     private/fits/*.pickle    fitted models 03-06 keep for 08 (RunContext.save_fit), never published
 
 Notebooks talk to each other only through these files, never through kernel state. Relative paths
@@ -144,13 +145,26 @@ class RunContext:
         from analysis.intake.arms import add_cumulative_sessions, assign_arms
         from analysis.intake.validate import validate_log
 
-        validated = validate_log(self.cfg)
+        validated = self._kept_validation() or validate_log(self.cfg)
         arms = assign_arms(validated.data, self.cfg.control, self.cfg.models.arm_column)
         visits = arms.data
         if self.cfg.models.dose_response:
             visits = add_cumulative_sessions(visits, self.cfg.interventions)
         visits.assign(arm=visits["arm"].astype(str)).to_parquet(self.visits_path, index=False)
         return validated, arms
+
+    def _kept_validation(self):
+        """The runner's :func:`keep_validation` of this config and log, or None (absent, another
+        config, or the log changed since: then the notebook validates the log itself)."""
+        from analysis.intake.ingest import sha256_file
+
+        path = self.run_dir / "private" / VALIDATED
+        if not path.exists() or not Path(self.cfg.data).is_file():
+            return None
+        with open(path, "rb") as f:
+            kept = pickle.load(f)  # noqa: S301 — written by this run folder's own runner
+        fresh = kept.get("key") == _validation_key(self.cfg, sha256_file(self.cfg.data))
+        return kept["validated"] if fresh else None
 
     def visits(self) -> pd.DataFrame:
         """The validated per-visit table with ``arm``; prepared first when no notebook has yet."""
@@ -226,6 +240,33 @@ class RunContext:
         path = self.run_dir / "logs" / f"disclosure-{self.section}.json"
         path.write_text(json.dumps({"threshold": self.disclosure.threshold,
                                     "suppressed": self.disclosure.entries}, indent=2, sort_keys=True))
+
+
+#: The runner's validation of the log, in ``private/`` (it holds the per-visit table).
+VALIDATED = "validated.pickle"
+
+
+def _validation_key(cfg: RunConfig, log_sha256: str) -> str:
+    what = [cfg.model_dump(mode="json"), log_sha256]
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def keep_validation(run_dir: Path, cfg: RunConfig, validated) -> Path:
+    """Keep the runner's validation of the log for notebook 01: ``private/validated.pickle``.
+
+    The runner validates the log before any notebook starts (to refuse a bad one with nothing
+    half-written); 01 then reads this file instead of reading and validating the log a second
+    time, but only while the config and the log's SHA-256 are those it was made from (a notebook
+    run alone, or after the log changed, validates the log itself).
+    """
+    path = Path(run_dir) / "private" / VALIDATED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump({"key": _validation_key(cfg, validated.sha256), "validated": validated}, f,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return path
 
 
 def open_run(config: str | Path, run_dir: str | Path, section: str = "run") -> RunContext:

@@ -233,7 +233,8 @@ def execute_run(config: str, out: str, env: dict | None = None) -> dict:
             os.environ[var] = value
     t0 = time.perf_counter()
     try:
-        outcome = run_suite(config, out=out, progress=False)
+        # One kernel per run: the batch already runs one run per Dask worker (core).
+        outcome = run_suite(config, out=out, progress=False, workers=1)
         record = {"status": outcome.status, "exit_code": outcome.exit_code, "error": outcome.error}
     except OutcomesError as exc:  # e.g. a log that cannot be read at all: refused, as `outcomes run` does
         record = {"status": "refused", "exit_code": exc.exit_code, "error": str(exc)}

@@ -49,7 +49,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from analysis.run.runner import run_suite
 
-    outcome = run_suite(args.config, out=args.out, progress=not args.quiet)
+    outcome = run_suite(args.config, out=args.out, progress=not args.quiet, workers=args.workers)
     if outcome.status == "refused":
         print(f"error: {outcome.error}", file=sys.stderr)
         print(f"report: {outcome.run_dir / 'validation_report.csv'}", file=sys.stderr)
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the notebook suite into a report folder")
     p.add_argument("--config", required=True, help="run config (YAML)")
     p.add_argument("--out", help="run folder (default reports/<name>/)")
+    p.add_argument("--workers", type=int, help="kernels notebooks 02-07 may use side by side "
+                                               "(default: 2 on a machine with 2 or more cores, else 1)")
     p.add_argument("--quiet", action="store_true", help="print only the result line, no progress bars")
     p.set_defaults(func=_cmd_run)
 
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the suite on the bundled example log")
     p.add_argument("--config", default="config/demo.yaml")
     p.add_argument("--out", default="reports/demo")
+    p.add_argument("--workers", type=int, help="kernels notebooks 02-07 may use side by side "
+                                               "(default: 2 on a machine with 2 or more cores, else 1)")
     p.add_argument("--quiet", action="store_true", help="print only the result line, no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser

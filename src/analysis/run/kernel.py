@@ -1,4 +1,15 @@
-"""The kernel each notebook runs in, started so that a healthy run prints nothing alarming.
+"""The kernels the notebooks run in: started once per run, reused, reset between notebooks.
+
+A run used to start one kernel per notebook; each paid about 2 s to start, import pandas,
+matplotlib, statsmodels and the library, and stop. Now a run starts one kernel per worker
+(:class:`KernelWorker`, usually one or two) while the runner validates the log, and every
+notebook the worker is given is executed in it by papermill, through the registered papermill
+engine :data:`ENGINE` (``papermill.execute_notebook(..., engine_name=ENGINE, km=...)``). The
+engine is papermill's own nbclient engine with one change: before the first cell, the kernel is
+reset (:func:`analysis.run.kernel_state.reset`: namespace, execution count, figures, rcParams,
+warning filters, cwd, environment, random states), so that no name a notebook defined is visible
+to the next. Everything papermill writes is as before: the injected-parameters cell, outputs,
+cell and notebook metadata; execution counts start at 1 in every notebook.
 
 Two messages used to reach the console of every run, both from the kernel process (whose stderr
 is the runner's):
@@ -8,20 +19,43 @@ is the runner's):
   it is started on the IPC transport (Unix sockets in a private temporary folder), which is what
   the warning itself recommends, and the warning has nothing to say;
 - "KeyboardInterrupt caught in kernel": jupyter_client's ``shutdown_kernel`` sends SIGINT before
-  the shutdown request, to stop a cell that may still run. When papermill shuts a kernel down
+  the shutdown request, to stop a cell that may still run. When the runner shuts a kernel down
   every cell has finished, and the SIGINT only races with ipykernel's message handlers (which log
   the interrupt as an error). :class:`QuietKernelManager` skips that interrupt. A kernel that is
   still busy (a cell that timed out) is not left running: ipykernel answers the shutdown request
   on its control thread, and jupyter_client kills the process when it has not exited within its
   ``shutdown_wait_time``.
+
+Each kernel belongs to one thread (its worker's): jupyter_client's asynchronous clients are tied
+to the event loop of the thread that made them, so a kernel is started, used and shut down there.
 """
 
 from __future__ import annotations
 
+import queue
+import signal
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.utils import merge_kwargs, remove_args
 from traitlets.config import Config
+
+#: The papermill engine that executes a notebook in an already running kernel (``km=``).
+ENGINE = "clinic-outcomes-reused-kernel"
+KERNEL_NAME = "python3"
+#: Seconds a kernel may take to start and import the library (a loaded machine is slow).
+START_TIMEOUT = 300
+_SNAPSHOT = "from analysis.run import kernel_state as _ks; _ks.snapshot(); del _ks"
+_RESET = "from analysis.run import kernel_state as _ks; _ks.reset()"
+
+
+class KernelError(RuntimeError):
+    """A kernel could not be started, warmed up or reset."""
 
 
 class QuietKernelManager(AsyncKernelManager):
@@ -33,13 +67,238 @@ class QuietKernelManager(AsyncKernelManager):
         await super()._async_interrupt_kernel()
 
 
-def kernel_options(socket_dir: Path) -> dict:
-    """Keyword arguments for ``papermill.execute_notebook``: the quiet kernel manager on IPC.
+async def _run_silently(kc, code: str, timeout: float) -> None:
+    """Execute ``code`` in the kernel without history or outputs; raise if it failed or the kernel
+    died (checked every 0.2 s, so that a killed kernel never leaves the runner waiting)."""
+    import queue as _queue
+    import time
+
+    msg_id = kc.execute(code, silent=True, store_history=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = await kc.get_shell_msg(timeout=0.2)
+        except _queue.Empty:
+            if not await kc.is_alive():
+                raise KernelError("the kernel died") from None
+            if time.monotonic() > deadline:
+                raise KernelError(f"no reply from the kernel within {timeout:g} s") from None
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    content = reply["content"]
+    if content["status"] != "ok":
+        raise KernelError(f"{code!r} failed in the kernel: {content.get('ename')}: "
+                          f"{content.get('evalue')}")
+
+
+class ResettingNotebookClient(PapermillNotebookClient):
+    """papermill's notebook client on a kernel it does not own: reset first, channels closed after."""
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        await _run_silently(kc, _RESET, timeout=START_TIMEOUT)
+        return kc
+
+    # nbclient binds the synchronous wrapper to its own coroutine; bind it to ours.
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def execute(self, **kwargs):
+        try:
+            return super().execute(**kwargs)
+        finally:
+            if self.kc is not None:  # the kernel stays for the next notebook; its client does not
+                self.kc.stop_channels()
+                self.kc = None
+
+
+class ReusedKernelEngine(NBClientEngine):
+    """papermill's nbclient engine, executing with :class:`ResettingNotebookClient`.
+
+    Called by ``papermill.execute_notebook(..., engine_name=ENGINE, km=<running manager>)``;
+    the arguments are handled as :meth:`papermill.engines.NBClientEngine.execute_managed_notebook`
+    handles them.
+    """
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                 stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+        from papermill.engines import logger
+
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+            log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+        )
+        return ResettingNotebookClient(nb_man, **final_kwargs).execute()
+
+
+papermill_engines.register(ENGINE, ReusedKernelEngine)
+
+
+class KernelWorker(threading.Thread):
+    """One kernel and the thread that owns it; runs the tasks given to :meth:`submit` in order.
+
+    The kernel starts as soon as the thread does (:meth:`start`) and imports the library
+    (:func:`analysis.run.kernel_state.snapshot`); a task is a callable taking the running kernel
+    manager, e.g. ``lambda km: papermill.execute_notebook(..., engine_name=ENGINE, km=km)``.
 
     Parameters
     ----------
     socket_dir : Path
-        A private, short-lived folder for the kernel's Unix sockets (the runner's temporary folder).
+        A private, short-lived folder for the kernel's Unix sockets.
+    cwd : Path
+        The kernel's working directory (the project root).
+    slot : int
+        Which worker this is (names its sockets).
     """
-    config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(socket_dir) / "kernel")}})
-    return {"kernel_manager_class": QuietKernelManager, "config": config}
+
+    def __init__(self, socket_dir: Path, cwd: Path, slot: int = 0):
+        super().__init__(name=f"outcomes-kernel-{slot}", daemon=True)
+        self.slot = slot
+        self.cwd = Path(cwd)
+        self.config = Config({"KernelManager": {"transport": "ipc",
+                                                "ip": str(Path(socket_dir) / f"kernel{slot}")}})
+        self.ready: Future = Future()
+        self.starts = 0
+        self._tasks: queue.Queue = queue.Queue()
+        self._km: QuietKernelManager | None = None
+        self._closing = threading.Event()
+
+    def submit(self, task) -> Future:
+        """Queue ``task(km)``; the future holds its return value or exception."""
+        future: Future = Future()
+        self._tasks.put((task, future))
+        return future
+
+    def release(self, now: bool = False) -> None:
+        """Let the thread run what is queued, then shut the kernel down, without waiting
+        (``now``: kill the kernel at once; queued tasks then fail)."""
+        if now:
+            self._closing.set()
+            self._kill()
+        self._tasks.put((None, now))
+
+    def close(self, now: bool = False) -> None:
+        """:meth:`release` and wait for the thread to end."""
+        self.release(now)
+        self.join()
+
+    def run(self) -> None:
+        now = False
+        try:
+            self._start_kernel()
+            self.ready.set_result(self)
+        except BaseException as exc:  # noqa: BLE001 — reported through ready, the thread ends
+            self.ready.set_exception(KernelError(f"the notebook kernel did not start: {exc}"))
+            now = self._drain(exc)
+        else:
+            while True:
+                task, arg = self._tasks.get()
+                if task is None:
+                    now = arg
+                    break
+                if arg.set_running_or_notify_cancel():
+                    try:
+                        arg.set_result(task(self._km))
+                    except BaseException as exc:  # noqa: BLE001 — handed to the caller
+                        arg.set_exception(exc)
+        finally:
+            self._shutdown(now)
+
+    def _start_kernel(self) -> None:
+        km = QuietKernelManager(kernel_name=KERNEL_NAME, config=self.config)
+        self._km = km
+        # What nbclient passes when it starts a kernel itself: an in-memory IPython history.
+        run_sync(km.start_kernel)(cwd=str(self.cwd),
+                                  extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        self.starts += 1
+        if self._closing.is_set():  # the run was refused while the kernel started
+            raise KernelError("the run ended before the kernel was needed")
+        kc = km.client()
+        kc.start_channels()
+        try:
+            # No separate wait_for_ready: the request waits in its socket until the kernel listens,
+            # and _run_silently notices a kernel that died (or was killed) within 0.2 s.
+            run_sync(_run_silently)(kc, _SNAPSHOT, START_TIMEOUT)
+        finally:
+            kc.stop_channels()
+
+    def _drain(self, exc: BaseException) -> bool:
+        """After a failed start: fail every task until close() is called; return its ``now``."""
+        while True:
+            task, arg = self._tasks.get()
+            if task is None:
+                return arg
+            arg.set_exception(KernelError(f"the notebook kernel did not start: {exc}"))
+
+    def _kill(self) -> None:
+        km = self._km
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+
+    def _shutdown(self, now: bool) -> None:
+        km = self._km
+        if km is None:
+            return
+        try:
+            if km.has_kernel:
+                run_sync(km.shutdown_kernel)(now=now)
+        except RuntimeError:
+            pass  # already gone
+        finally:
+            run_sync(km.cleanup_resources)()
+
+
+class KernelPool:
+    """The run's kernels: :class:`KernelWorker` s sharing one private socket folder.
+
+    Worker 0 starts when the pool is made (while the runner validates the log); :meth:`grow`
+    starts more when the run reaches notebooks that can run side by side. :meth:`close` shuts
+    every kernel down (``now``: kills them, for a run refused before any notebook).
+    """
+
+    def __init__(self, cwd: Path):
+        import tempfile
+
+        self.cwd = Path(cwd)
+        # Unix socket paths are limited to ~100 characters: a short private folder under /tmp.
+        self._sockets = tempfile.TemporaryDirectory(prefix="outcomes-")
+        self.workers: list[KernelWorker] = []
+        self.grow(1)
+
+    def grow(self, size: int) -> list[KernelWorker]:
+        """Start workers until there are ``size``; return the first ``size``."""
+        while len(self.workers) < size:
+            worker = KernelWorker(Path(self._sockets.name), self.cwd, slot=len(self.workers))
+            worker.start()
+            self.workers.append(worker)
+        return self.workers[:size]
+
+    @property
+    def kernel_starts(self) -> int:
+        """Kernels started so far in this run."""
+        return sum(w.starts for w in self.workers)
+
+    def release(self, now: bool = False) -> None:
+        """Every kernel shuts down once its queued notebooks are done; nothing waits for it."""
+        for worker in self.workers:
+            worker.release(now=now)
+
+    def close(self, now: bool = False) -> None:
+        """:meth:`release` every worker, wait for all (they shut down side by side)."""
+        try:
+            self.release(now)
+            for worker in self.workers:
+                worker.join()
+        finally:
+            self._sockets.cleanup()
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(now=exc[0] is not None)

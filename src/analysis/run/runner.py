@@ -8,9 +8,12 @@ Order of work, so that a bad input never leaves a report that looks final:
    formula and covariate is checked (:func:`check_model_formulas`) against the validated columns
    and the claims file is read, so that an unsafe formula or a bad claims file is refused (exit
    code 2) before any notebook starts;
-3. notebooks run in order (``notebooks/NN_*.py``, jupytext py:percent, converted in memory); each
-   executed notebook is saved; when the loop ends each is rendered to HTML twice
-   (``owner/``: code hidden, researcher-only cells removed; ``researcher/``: with code);
+3. notebooks run in pipeline order (``notebooks/NN_*.py``, jupytext py:percent, converted in
+   memory) in the run's kernels (:mod:`analysis.run.kernel`: one kernel per worker, started while
+   the log is validated, reset between notebooks), 02–07 side by side when there are two or more
+   workers (:mod:`analysis.run.execute`); each executed notebook is saved and, as soon as it is,
+   rendered to HTML twice (``owner/``: code hidden, researcher-only cells removed;
+   ``researcher/``: with code) while the next notebooks run;
 4. the result fragments are merged into ``results.json`` only when every notebook succeeded;
 5. ``index.html``, ``audit.html`` and ``manifest.json`` are written last, all saying ``failed``
    when a notebook failed (exit code 1, no ``results.json``).
@@ -18,17 +21,15 @@ Order of work, so that a bad input never leaves a report that looks final:
 
 from __future__ import annotations
 
-import sys
-import tempfile
 import time
-import traceback
 import warnings
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.config import load_config
 from analysis.errors import ConfigError, IdentifierError, OutcomesError, ValidationFailed
-from analysis.report.context import project_root
+from analysis.report.context import keep_validation, project_root
 from analysis.results import merge_fragments, write_json
 from analysis.run.folder import check_target, commit, discard, new_staging
 from analysis.run.manifest import build_manifest, output_hashes, utc_now
@@ -44,6 +45,9 @@ class RunOutcome:
     status: str  # "succeeded" | "failed" | "refused"
     exit_code: int
     error: str | None = None
+    #: Kernels started for the run, and each executed notebook's wall-clock seconds.
+    kernel_starts: int = 0
+    notebook_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def notebook_sources(root: Path | None = None) -> list[Path]:
@@ -135,31 +139,8 @@ def check_weeks_within_data(cfg, data) -> None:
                               f"{last:.3g}); choose weeks within the follow-up")
 
 
-def _progress_bar(step: str) -> dict:
-    """papermill's tqdm bar for one notebook: its name, cells done, elapsed time."""
-    return {"desc": step, "unit": "cell", "leave": True,
-            "bar_format": "{desc:<24} {bar:24} {n_fmt}/{total_fmt} cells  {elapsed}"}
-
-
-def _execute(source: Path, out_nb: Path, parameters: dict, cwd: Path, progress: dict | bool = False) -> None:
-    import jupytext
-    import papermill
-
-    from analysis.run.kernel import kernel_options
-
-    notebook = jupytext.read(source)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / f"{source.stem}.ipynb"
-        jupytext.write(notebook, src, fmt="ipynb")
-        papermill.execute_notebook(
-            str(src), str(out_nb), parameters=parameters, kernel_name="python3",
-            progress_bar=progress, cwd=str(cwd), **kernel_options(Path(tmp)),
-        )
-
-
 def run_suite(config: str | Path, out: str | Path | None = None, progress: bool = True,
-              notebooks: list[Path] | None = None) -> RunOutcome:
+              notebooks: list[Path] | None = None, workers: int | None = None) -> RunOutcome:
     """Run the notebook suite for one config.
 
     Parameters
@@ -173,7 +154,16 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
         the command line's to print (``outcomes run``), so batch workers stay silent.
     notebooks : list of Path, optional
         Notebook sources to run (default: all of ``notebooks/NN_*.py``).
+    workers : int, optional
+        Kernels the independent notebooks 02–07 may use at once (default
+        :func:`analysis.run.execute.default_workers`: two when the machine has two cores or more;
+        1 runs every notebook in one kernel, one after another). The results do not depend on it.
     """
+    from analysis.run.execute import default_workers
+
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ConfigError(f"--workers: {workers} is not a number of kernels (1 or more)")
     started = utc_now()
     config_path = Path(config).resolve()
     cfg = load_config(config_path)
@@ -183,7 +173,8 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
     target = check_target(Path(out) if out else root / "reports" / cfg.name, protected)
     staging = new_staging(target)
     try:
-        outcome = _run_into(staging, target, cfg, config_path, root, started, progress, notebooks)
+        outcome = _run_into(staging, target, cfg, config_path, root, started, progress, notebooks,
+                            workers)
         commit(staging, target, protected)
     finally:
         discard(staging)  # a no-op after commit; an interrupted run leaves the old folder as it was
@@ -191,11 +182,29 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
 
 
 def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, started: str,
-              progress: bool, notebooks: list[Path] | None) -> RunOutcome:
+              progress: bool, notebooks: list[Path] | None, workers: int) -> RunOutcome:
     """Validate, pre-flight and execute into the staging folder ``run_dir``."""
+    from analysis.run.kernel import KernelPool
+
+    pool = KernelPool(root)  # the first kernel starts and imports the library while we validate
+    try:
+        outcome = _validate_and_execute(run_dir, target, cfg, config_path, root, started, progress,
+                                        notebooks, workers, pool)
+    except BaseException:
+        pool.close(now=True)
+        raise
+    pool.close(now=outcome.status == "refused")
+    outcome.kernel_starts = pool.kernel_starts
+    return outcome
+
+
+def _validate_and_execute(run_dir: Path, target: Path, cfg, config_path: Path, root: Path,
+                          started: str, progress: bool, notebooks: list[Path] | None, workers: int,
+                          pool) -> RunOutcome:
     from analysis.intake.validate import validate_log, write_validation_failure
     from analysis.report.html import render_dashboard, render_notebook_html, report_header
     from analysis.report.pages import render_audit
+    from analysis.run.execute import execute_notebooks
 
     try:
         validated = validate_log(cfg)
@@ -211,36 +220,33 @@ def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, s
 
         load_claims(cfg.claims)
 
+    keep_validation(run_dir, cfg, validated)  # 01 reuses it instead of validating again
     sources = notebooks or notebook_sources(root)
     params = {"config": str(config_path), "run_dir": str(run_dir)}
     (run_dir / "notebooks").mkdir(exist_ok=True)
-    captured: list[str] = []
-    error = None
-    executed: list[str] = []
+    header = report_header(cfg, validated)
+    planned = [s.stem for s in sources]
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pages:
         warnings.simplefilter("always")
-        for i, source in enumerate(sources, 1):
-            out_nb = run_dir / "notebooks" / f"{source.stem}.ipynb"
-            bar = _progress_bar(f"[{i}/{len(sources)}] {source.stem}") if progress else False
-            try:
-                _execute(source, out_nb, params, root, bar)
-            except Exception as exc:  # noqa: BLE001 — any notebook failure ends the run as failed
-                error = f"{source.stem}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-                if not out_nb.exists():
-                    error += "\n" + traceback.format_exc(limit=3)
-                if progress:
-                    print(f"[{i}/{len(sources)}] {source.stem} failed", file=sys.stderr)
-                break
-            finally:
-                if out_nb.exists():
-                    executed.append(source.stem)
+        rendered = []  # each page as soon as its notebook is saved, while the next ones run
+
+        def render(stem: str) -> None:
+            path = run_dir / "notebooks" / f"{stem}.ipynb"
+            rendered.append(pages.submit(render_notebook_html, path, run_dir, header, order=planned))
+
+        done = execute_notebooks(sources, run_dir, params, pool, workers, progress, on_saved=render)
+        pool.release()  # the kernels shut down while the pages, results and manifest are written
+        for page in rendered:
+            page.result()
+        if done.notebooks != planned:  # a failed run: previous/next only name pages that exist
+            for stem in done.notebooks:
+                render_notebook_html(run_dir / "notebooks" / f"{stem}.ipynb", run_dir, header,
+                                     order=done.notebooks)
         captured = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
+    error, executed = done.error, done.notebooks
     status = "failed" if error else "succeeded"
-    header = report_header(cfg, validated)
-    for stem in executed:  # after the loop, so that previous/next links only name pages that exist
-        render_notebook_html(run_dir / "notebooks" / f"{stem}.ipynb", run_dir, header, order=executed)
     results = None
     if not error:
         results = merge_fragments(run_dir / "results")
@@ -254,4 +260,5 @@ def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, s
     render_audit(run_dir, manifest, header, target=target)
     manifest["outputs"] = output_hashes(run_dir)  # now with audit.html
     write_json(run_dir / "manifest.json", manifest)
-    return RunOutcome(target, status, 0 if not error else 1, error)
+    return RunOutcome(target, status, 0 if not error else 1, error,
+                      notebook_seconds={k: round(v, 2) for k, v in done.seconds.items()})

@@ -1,0 +1,141 @@
+"""analysis.run.kernel and analysis.run.execute: one kernel for many notebooks, reset between them,
+the stages that run side by side, and a refused run that leaves no kernel behind."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from analysis.run.execute import execute_notebooks, stages
+from analysis.run.kernel import KernelPool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Everything a notebook could leave in a kernel for the next one.
+LEAVES = '''# %% tags=["parameters"]
+config: str = ""  # unused
+run_dir: str = ""  # unused
+
+# %%
+import os, random, sys, warnings
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+leaked = "from the first notebook"
+np.mean([])  # shown, and remembered as shown at this code location (filter action "default")
+plt.figure()
+matplotlib.rcParams["lines.linewidth"] = 9.0
+warnings.simplefilter("ignore")
+os.environ["OUTCOMES_LEAK"] = "1"
+sys.path.append("/leaked")
+pd.set_option("display.max_rows", 3)
+np.seterr(all="ignore")
+np.random.seed(7); random.seed(7)
+os.chdir("/")
+'''
+
+FINDS = '''# %% tags=["parameters"]
+config: str = ""  # unused
+run_dir: str = ""  # unused
+
+# %%
+import os, sys, warnings
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+found = {
+    "leaked": "leaked" in globals(), "figures": plt.get_fignums(),
+    "linewidth": matplotlib.rcParams["lines.linewidth"], "env": "OUTCOMES_LEAK" in os.environ,
+    "path": "/leaked" in sys.path, "max_rows": pd.get_option("display.max_rows"),
+    "seterr": np.geterr()["divide"], "cwd": os.getcwd(), "In": len(In),
+}
+print(found)
+
+# %%
+np.mean([])  # shown again: a fresh kernel has never shown it
+'''
+
+
+def _notebook(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_a_reused_kernel_shows_the_next_notebook_nothing_of_the_last(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    sources = [_notebook(tmp_path, "01_leaves.py", LEAVES), _notebook(tmp_path, "08_finds.py", FINDS)]
+    pool = KernelPool(ROOT)
+    try:
+        done = execute_notebooks(sources, run_dir, {"config": "c", "run_dir": "r"}, pool, workers=2,
+                                 progress=False)
+    finally:
+        pool.close()
+    assert done.error is None and done.notebooks == ["01_leaves", "08_finds"]
+    assert pool.kernel_starts == 1  # 01 and 08 are stages of their own: one kernel for both
+    nb = nbformat.read(run_dir / "notebooks" / "08_finds.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == [1, 2, 3, 4]  # as in a fresh kernel
+    found = eval(code[2].outputs[0]["text"])  # noqa: S307 — our own notebook's printed dict
+    fresh = {"leaked": False, "figures": [], "linewidth": 1.5, "env": False, "path": False,
+             "max_rows": 60, "seterr": "warn", "cwd": str(ROOT), "In": 4}
+    assert found == fresh
+    shown = "".join(o.get("text", "") for o in code[3].outputs)
+    assert "Mean of empty slice" in shown
+    # papermill wrote its metadata and the injected parameters as in a fresh kernel.
+    assert nb.metadata.papermill.parameters == {"config": "c", "run_dir": "r"}
+    assert "injected-parameters" in code[1].metadata.tags
+    assert nb.metadata.language_info.name == "python"
+
+
+def test_notebooks_02_to_07_form_one_stage_and_the_others_one_each():
+    names = ["01_validate", "02_describe", "03_pain", "07_benchmarking", "08_claims", "09_summary",
+             "99_extra"]
+    got = [[p.stem for p in stage] for stage in stages([Path(f"{n}.py") for n in names])]
+    assert got == [["01_validate"], ["02_describe", "03_pain", "07_benchmarking"], ["08_claims"],
+                   ["09_summary"], ["99_extra"]]
+    assert [[p.stem for p in s] for s in stages([Path("03_pain.py"), Path("99_x.py"),
+                                                   Path("04_episodes.py")])] == \
+        [["03_pain"], ["99_x"], ["04_episodes"]]
+
+
+@pytest.mark.parametrize("wait", [0.0, 1.0])
+def test_a_refused_run_kills_its_kernel_at_once(wait):
+    import time
+
+    pool = KernelPool(ROOT)
+    time.sleep(wait)  # before the kernel exists, and while it starts or imports the library
+    t0 = time.perf_counter()
+    pool.close(now=True)
+    worker = pool.workers[0]
+    assert not worker.is_alive()
+    assert worker._km is None or not worker._km.has_kernel or worker._km.provisioner.process.poll() is not None
+    assert time.perf_counter() - t0 < 30  # generous: a hang would be minutes (START_TIMEOUT)
+    assert worker.ready.exception() is not None  # and no notebook can be given to it
+
+
+def test_a_notebook_that_fails_side_by_side_fails_the_run_with_its_own_error(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    (run_dir / "private").mkdir()
+    (run_dir / "private" / "visits.parquet").write_bytes(b"")  # 01 has run: 02-07 side by side
+    quiet = '# %% tags=["parameters"]\nconfig: str = ""  # c\nrun_dir: str = ""  # r\n# %%\n1 + 1\n'
+    broken = quiet.replace("1 + 1", 'raise RuntimeError("deliberate failure in 03")')
+    sources = [_notebook(tmp_path, "02_fine.py", quiet), _notebook(tmp_path, "03_broken.py", broken),
+               _notebook(tmp_path, "04_fine.py", quiet), _notebook(tmp_path, "08_after.py", quiet)]
+    pool = KernelPool(ROOT)
+    try:
+        done = execute_notebooks(sources, run_dir, {"config": "c", "run_dir": "r"}, pool, workers=2,
+                                 progress=False)
+    finally:
+        pool.close()
+    assert done.error.startswith("03_broken: PapermillExecutionError") and "deliberate failure" in done.error
+    assert pool.kernel_starts == 2
+    assert "08_after" not in done.notebooks  # nothing starts after a failure
+    assert done.notebooks[:2] == ["02_fine", "03_broken"]  # pipeline order, whatever finished first
+    saved = json.loads((run_dir / "notebooks" / "03_broken.ipynb").read_text())
+    assert any(o.get("ename") == "RuntimeError" for c in saved["cells"] for o in c.get("outputs", []))
