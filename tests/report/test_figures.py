@@ -38,3 +38,14 @@ def test_a_written_figure_is_displayed_from_its_file(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"</svg>", b"<desc>from the file</desc></svg>"))
     shown = Section(figures={"diag": fig}).figure("diag")
     assert "<desc>from the file</desc>" in shown.svg
+
+
+def test_a_point_of_the_residual_plots_costs_almost_nothing_past_the_limit():
+    # The only figure that grows with the data is the residual diagnostics (a point a visit row
+    # in each of its two panels). The executed notebook holds its SVG as text and the researcher
+    # page as base64 (x 4/3): at 20,000 patients (~150,000 rows) a page stays under 5 MB only if
+    # a row costs well under 5e6 / (150000 * 4/3) = 25 bytes of SVG. As vector marks a row costs
+    # ~290 bytes; rasterised ~0.2 (the image grows with its pixels, not with the points).
+    n1, n2 = figures.RASTER_POINTS + 1, figures.RASTER_POINTS + 40000
+    per_row = (len(_svg(_diagnostics(n2))) - len(_svg(_diagnostics(n1)))) / (n2 - n1)
+    assert per_row < 25, f"{per_row:.1f} bytes a row"

@@ -123,20 +123,46 @@ def _validate_worker(spec: dict) -> dict:
     return {"seconds": [time.perf_counter() - t], "rows": int(v.n_rows), "peak_mb": _peak_mb()}
 
 
+def _tree_rss_mb(stop, peak: list) -> None:
+    """Until ``stop`` is set, sample the summed resident memory of this process and every process
+    under it (the notebook kernels, which run side by side) every 0.2 s; keep the largest."""
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.2):
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:  # a kernel that has just ended
+                pass
+        peak[0] = max(peak[0], total / 2**20)
+
+
 def _suite_worker(spec: dict) -> dict:
-    import resource
+    import threading
 
     from analysis.run.runner import run_suite
 
+    stop, peak = threading.Event(), [0.0]
+    sampler = threading.Thread(target=_tree_rss_mb, args=(stop, peak), daemon=True)
+    sampler.start()
     t = time.perf_counter()
-    outcome = run_suite(spec["config"], out=spec["out"], progress=False)
+    outcome = run_suite(spec["config"], out=spec["out"], progress=False, workers=spec.get("workers"))
     seconds = time.perf_counter() - t
-    # The notebooks run in kernel subprocesses: report the larger of this process and its children.
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    manifest = json.loads((Path(spec["out"]) / "manifest.json").read_text()) if outcome.exit_code != 2 else {}
+    stop.set()
+    sampler.join()
+    out = Path(spec["out"])
+    manifest = json.loads((out / "manifest.json").read_text()) if outcome.exit_code != 2 else {}
     rows = next((i["rows_used"] for i in manifest.get("inputs", []) if i["role"] == "log"), None)
-    return {"seconds": [seconds], "rows": rows, "peak_mb": max(_peak_mb(), children),
-            "status": outcome.status + (f": {outcome.error}" if outcome.error else "")}
+    pages = [p for p in out.rglob("*") if p.suffix in (".ipynb", ".html")]
+    largest = max(pages, key=lambda p: p.stat().st_size) if pages else None
+    note = (f"{outcome.kernel_starts} kernel start(s); per notebook (s): "
+            + ", ".join(f"{k[:2]} {v:.1f}" for k, v in outcome.notebook_seconds.items()))
+    if largest is not None:
+        note += f"; largest page {largest.relative_to(out)} {largest.stat().st_size / 1e6:.2f} MB"
+    return {"seconds": [seconds], "rows": rows, "peak_mb": max(_peak_mb(), peak[0]),
+            "status": outcome.status + (f": {outcome.error}" if outcome.error else "") + "; " + note}
 
 
 def _run_worker(spec: dict, timeout: float) -> dict | None:
