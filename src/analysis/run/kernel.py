@@ -207,6 +207,20 @@ class KernelWorker(threading.Thread):
                         arg.set_exception(exc)
         finally:
             self._shutdown(now)
+            self._close_loop()
+
+    @staticmethod
+    def _close_loop() -> None:
+        """Close this thread's event loop (jupyter_core made it for the kernel's clients): left
+        open, it is collected later in another run, whose manifest would then record the
+        ResourceWarning "unclosed event loop"."""
+        import asyncio
+
+        from jupyter_core.utils import ensure_event_loop
+
+        loop = ensure_event_loop()
+        asyncio.set_event_loop(None)
+        loop.close()
 
     def _start_kernel(self) -> None:
         km = QuietKernelManager(kernel_name=KERNEL_NAME, config=self.config)
