@@ -344,12 +344,12 @@ def well_conditioned(X: np.ndarray) -> bool:
     far above the rounding of the Gram matrix (~1e-12 relative)."""
     if X.shape[1] == 0 or not np.isfinite(X).all():
         return False
-    scale = np.sqrt((X ** 2).sum(axis=0))
+    with _one_blas_thread():
+        gram = X.T @ X  # its diagonal holds the squared column norms: no n x p temporary
+    scale = np.sqrt(np.diag(gram))
     if np.any(scale == 0):
         return False
-    with _one_blas_thread():
-        gram = (X.T @ X) / np.outer(scale, scale)
-    w = np.linalg.eigvalsh(gram)
+    w = np.linalg.eigvalsh(gram / np.outer(scale, scale))
     return bool(w[0] > GRAM_RATIO * w[-1])
 
 
