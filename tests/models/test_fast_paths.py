@@ -118,3 +118,31 @@ def test_direct_design_in_blocks_of_rows_equals_patsy(data, chunk, monkeypatch):
     y1, X1, _ = design_direct.fixed_design(formula, d, direct=True)
     y2, X2, _ = design_direct.fixed_design(formula, d, direct=False)
     assert len(d) > 3 * 7 and np.array_equal(y1, y2) and np.array_equal(X1, X2)
+
+
+@pytest.mark.parametrize("clinic", [None, "clinic_id"])
+def test_reused_full_evaluation_gives_the_same_estimates_and_df(data, clinic):
+    from analysis.models.pls_deviance import PlsDeviance
+    from analysis.models.satterthwaite_gradient import GradientSatterthwaite
+
+    fit = fit_lmm(data, FORMULA, "patient_id", "slope", time="week", clinic=clinic)
+    d, theta = fit.design, fit.theta
+
+    def fresh():
+        return PlsDeviance(d.y, d.X, d.Z, d.patient, d.clinic_of_patient)
+
+    warm = fresh()
+    warm.deviance(theta)                      # as the engine ends: the criterion at the optimum,
+    warm.gradient(theta)                      # and its last full evaluation there
+    before = warm.evaluations
+    est_reused = warm.estimates(theta)
+    satt_reused = GradientSatterthwaite(warm, theta, est_reused["sigma"])
+    reused = warm.evaluations - before
+    cold = fresh()
+    est = cold.estimates(theta)
+    cold.gradient(theta * 1.01)               # another point last: nothing to reuse
+    satt = GradientSatterthwaite(cold, theta, est["sigma"])
+    assert reused == 2 * len(theta)           # only the differences were computed
+    for k in ("beta", "vcov", "fitted", "patient_effects"):
+        assert np.array_equal(est_reused[k], est[k]), k
+    assert np.array_equal(satt_reused.hessian, satt.hessian) and np.array_equal(satt_reused.jac, satt.jac)

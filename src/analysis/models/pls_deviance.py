@@ -190,6 +190,7 @@ class PlsDeviance(ProfiledDeviance):
         self.evaluations = 0  # deviance (or deviance + gradient) evaluations, for fit health
         self._cache: dict = {}
         self._buffers: dict = {}
+        self._last_full: tuple | None = None
 
     def start(self) -> np.ndarray:
         """lme4's default start: Lambda = I, lambda_c = 1."""
@@ -235,12 +236,21 @@ class PlsDeviance(ProfiledDeviance):
             self._buffers[name] = np.empty(shape)
         return self._buffers[name]
 
-    def _pieces(self, theta, full=False):
+    def _pieces(self, theta, full=False, reuse=False):
         """log|V| and G; with ``full`` also the per-patient Z'V^-1 W and Z'V^-1 Z. Plain evaluations
-        are cached: a third of the Satterthwaite Hessian's points differ from others in sigma only."""
+        are cached: a third of the Satterthwaite Hessian's points differ from others in sigma only.
+        The last full evaluation is kept too (its arrays are the work arrays, current until the next
+        full one) and given back with ``reuse``: after the fit, the estimates and the Satterthwaite
+        step start where the optimiser's last gradient was taken. The optimiser never reuses, so its
+        evaluation count (in the fit health) is what it computed."""
         theta = np.asarray(theta, float)
         if full:
-            return self._compute_pieces(theta, True)
+            key = theta.tobytes()
+            if reuse and self._last_full is not None and self._last_full[0] == key:
+                return dict(self._last_full[1])
+            pc = self._compute_pieces(theta, True)
+            self._last_full = (key, dict(pc))
+            return pc
         key = theta.tobytes()
         if key not in self._cache:
             if len(self._cache) >= 512:
@@ -284,8 +294,8 @@ class PlsDeviance(ProfiledDeviance):
         out["G"] = G
         return out
 
-    def _profile(self, theta, full=False):
-        pc = self._pieces(theta, full)
+    def _profile(self, theta, full=False, reuse=False):
+        pc = self._pieces(theta, full, reuse)
         G, p = pc["G"], self.p
         if not np.all(np.isfinite(G)):
             raise np.linalg.LinAlgError("non-finite cross-products")
@@ -350,15 +360,16 @@ class PlsDeviance(ProfiledDeviance):
         return np.array(grad)
 
     @_single_threaded
-    def vp_gradient(self, varpar, pieces: bool = False) -> tuple:
+    def vp_gradient(self, varpar, pieces: bool = False, reuse: bool = False) -> tuple:
         """Analytic gradient of :meth:`deviance_vp` in (theta, sigma), and Var(beta) there (and
-        with ``pieces`` the criterion's pieces at theta).
+        with ``pieces`` the criterion's pieces at theta, current until the next full evaluation;
+        ``reuse``: the last full evaluation when it was at this theta, see :meth:`_pieces`).
 
         d/dsigma = -2 r^2 / sigma^3 + 2 nu / sigma (nu = n - p for REML, n for ML).
         """
         varpar = np.asarray(varpar, float)
         theta, sigma = varpar[:-1], varpar[-1]
-        pc = self._profile(theta, full=True)
+        pc = self._profile(theta, full=True, reuse=reuse)
         nu = (self.n - self.p) if self.reml else self.n
         g = self._gradient(theta, pc, 1.0 / sigma ** 2)
         g_sigma = -2.0 * pc["r2"] / sigma ** 3 + 2.0 * nu / sigma
@@ -373,7 +384,7 @@ class PlsDeviance(ProfiledDeviance):
     def estimates(self, theta) -> dict:
         """beta, sigma, Var(beta), conditional modes (BLUPs) and fitted values at theta."""
         theta = np.asarray(theta, float)
-        pc = self._profile(theta, full=True)
+        pc = self._profile(theta, full=True, reuse=True)
         n, p = self.n, self.p
         sigma = np.sqrt(pc["r2"] / ((n - p) if self.reml else n))
         beta = pc["beta"]

@@ -57,6 +57,11 @@ class GradientSatterthwaite(Satterthwaite):
         k, p = len(idx), dev.p
         h0 = _steps(full, STEP)
         H, jac = np.empty((k, k)), np.empty((p, p, k))
+        # the centre first: the estimates' full evaluation at the optimum is reused, and its pieces
+        # (work arrays) are used before the differences overwrite them
+        g, vcov, pc = dev.vp_gradient(full, pieces=True, reuse=True)
+        dr2 = (g[:-1] - dev._gradient(theta, pc, 0.0)) * sigma ** 2    # d r^2 / d theta
+        r2 = pc["r2"]
         for col, i in enumerate(idx[:-1]):  # the theta columns (sigma is last and always free)
             grads, covs = [], []
             for level in range(LEVELS):
@@ -68,11 +73,9 @@ class GradientSatterthwaite(Satterthwaite):
                 covs.append((c_plus - c_minus) / (2 * e[i]))
             H[:, col] = _richardson(grads)
             jac[..., col] = _richardson(covs)
-        g, vcov, pc = dev.vp_gradient(full, pieces=True)
-        dr2 = (g[:-1] - dev._gradient(theta, pc, 0.0)) * sigma ** 2    # d r^2 / d theta
         nu = (dev.n - dev.p) if dev.reml else dev.n
         H[:-1, -1] = -2.0 * dr2[idx[:-1]] / sigma ** 3
-        H[-1, -1] = 6.0 * pc["r2"] / sigma ** 4 - 2.0 * nu / sigma ** 2
+        H[-1, -1] = 6.0 * r2 / sigma ** 4 - 2.0 * nu / sigma ** 2
         jac[..., -1] = 2.0 * vcov / sigma
         self.hessian = (H + H.T) / 2
         eig = np.linalg.eigvalsh(self.hessian)
