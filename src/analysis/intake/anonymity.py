@@ -36,6 +36,7 @@ import pandas as pd
 
 from analysis.errors import IdentifierError
 from analysis.intake.contract import distinct
+from analysis.intake.textmatch import Texts
 
 MAX_LINES = 5
 
@@ -133,21 +134,20 @@ def _content_kinds(u: pd.Series) -> list[tuple[str, np.ndarray]]:
     """(kind, mask over distinct values) for each content rule that fires."""
     found = []
     stripped = u.str.strip()
-    found.append(("email", (u.str.contains(_EMAIL, regex=True)
-                            | u.str.contains(_EMAIL_SPELLED, regex=True)).to_numpy()))
-    nhs_like = stripped.str.fullmatch(_NHS).to_numpy()
+    raw, text = Texts(u), Texts(stripped)  # each pattern once per distinct value (textmatch)
+    found.append(("email", raw.contains(_EMAIL) | raw.contains(_EMAIL_SPELLED)))
+    nhs_like = text.fullmatch(_NHS)
     nhs = np.zeros(len(u), dtype=bool)
     if nhs_like.any():
         nhs[nhs_like] = nhs_check_digit_ok(stripped[nhs_like].str.replace(r"\D", "", regex=True))
     found.append(("nhs_number", nhs))
-    found.append(("ssn", stripped.str.fullmatch(_SSN).to_numpy()))
-    found.append(("zip_plus4", stripped.str.fullmatch(_ZIP4).to_numpy()))
-    phone = stripped.str.fullmatch(_PHONE).to_numpy() & ~nhs
-    digits = stripped.str.count(r"\d").to_numpy()
+    found.append(("ssn", text.fullmatch(_SSN)))
+    found.append(("zip_plus4", text.fullmatch(_ZIP4)))
+    phone = text.fullmatch(_PHONE) & ~nhs
+    digits = text.count(r"\d")
     found.append(("phone", phone & (digits >= 10) & (digits <= 15)))
-    found.append(("postcode", (stripped.str.fullmatch(_POSTCODE_FULL)
-                               | u.str.contains(_POSTCODE_IN_TEXT, regex=True)).to_numpy()))
-    found.append(("street_address", u.str.contains(_STREET, regex=True).to_numpy()))
+    found.append(("postcode", text.fullmatch(_POSTCODE_FULL) | raw.contains(_POSTCODE_IN_TEXT)))
+    found.append(("street_address", raw.contains(_STREET)))
     return [(kind, mask) for kind, mask in found if mask.any()]
 
 
@@ -216,29 +216,30 @@ def _row_pattern_kinds(column, role, u, nonempty, counts) -> list[tuple[str, np.
     n_rows = counts[nonempty].sum()
     words = set(_name_words(column))
     stripped = u.str.strip()
-    dates = stripped.str.fullmatch(_FULL_DATE).to_numpy() & nonempty
+    text = Texts(stripped)
+    dates = text.fullmatch(_FULL_DATE) & nonempty
     ageish = (bool(words & _AGE_WORDS) or role in ("age_band", "sex")
               or name_kind(column) == "date_of_birth")
     if ageish and counts[dates].sum() >= 0.5 * n_rows:
         found.append(("date_of_birth", dates))
     if role == "patient_id":
         # Only id-like cells (a whole row read into one field by a stray delimiter is not an id).
-        idlike = stripped.str.fullmatch(r"[A-Za-z0-9._/-]{6,40}").to_numpy()
-        dated = stripped.str.contains(_INITIALS_DATE, regex=True).to_numpy() & nonempty & idlike
+        idlike = text.fullmatch(r"[A-Za-z0-9._/-]{6,40}")
+        dated = text.contains(_INITIALS_DATE) & nonempty & idlike
         if dated.any():
             found.append(("date_of_birth", dated))
     if role is None:
-        n_words = stripped.str.count(r"[^\W\d_]{2,}").to_numpy()
+        n_words = text.count(r"[^\W\d_]{2,}")
         long = (n_words >= 4) & (stripped.str.len().to_numpy() >= 20)
-        letters = stripped.str.count(r"[^\W\d_]").to_numpy()
-        digits = stripped.str.count(r"\d").to_numpy()
+        letters = text.count(r"[^\W\d_]")
+        digits = text.count(r"\d")
         textlike = ((n_words >= 2) & (stripped.str.len().to_numpy() >= 8) & (letters >= 2 * digits)
                     & nonempty)
         n_distinct = int(nonempty.sum())
         if long.sum() >= 3 or (long.any() and long.sum() >= 0.5 * nonempty.sum()):
             found.append(("free_text", long))
     if role in (None, "patient_id"):
-        person = stripped.str.fullmatch(_PERSON).to_numpy() & nonempty
+        person = text.fullmatch(_PERSON) & nonempty
         if counts[person].sum() > 0.5 * n_rows:
             found.append(("person_name", person))
     if role is None and not found:  # short free text, once names and long text are ruled out
@@ -280,9 +281,13 @@ def k_anonymity(data: pd.DataFrame, quasi_identifiers, threshold: int) -> pd.Dat
     if not present:
         n = int(data["patient_id"].nunique())
         return pd.DataFrame({"n_patients": [n], "below_threshold": [n < threshold]})
-    keys = data[present].astype(object).where(data[present].notna(), "(missing)").astype(str)
-    keys["patient_id"] = data["patient_id"].to_numpy()
-    table = (keys.groupby(present, sort=True)["patient_id"].nunique()
+    # One row per patient and combination first (few), then the labels as text (Categorical
+    # columns count by their codes, object columns by their values; both give the same table).
+    pairs = data[present + ["patient_id"]].drop_duplicates()
+    keys = pd.DataFrame({q: pairs[q].astype(object).where(pairs[q].notna(), "(missing)").astype(str)
+                         for q in present})
+    keys["patient_id"] = pairs["patient_id"].to_numpy()
+    table = (keys.groupby(present, sort=True)["patient_id"].size()
              .rename("n_patients").reset_index())
     table["n_patients"] = table["n_patients"].astype(np.int64)
     table["below_threshold"] = table["n_patients"] < threshold

@@ -113,19 +113,27 @@ def arm_levels(arms, control: str) -> list[str]:
     return ([control] if control in present else []) + [a for a in present if a != control]
 
 
-def _arm_by_mode(data: pd.DataFrame) -> pd.Series:
-    """Per patient: the most frequent intervention, ties to the earliest delivered."""
-    rows = data[["patient_id", "visit", "intervention"]].copy()
-    rows["_order"] = np.arange(len(rows))  # breaks ties between equal visit numbers by row order
-    rows = rows.sort_values(["patient_id", "visit", "_order"], kind="stable")
-    rows["_rank"] = np.arange(len(rows))
-    per = rows.groupby(["patient_id", "intervention"], sort=False, observed=True).agg(
-        n_visits=("_rank", "size"), first=("_rank", "min")
-    ).reset_index()
-    per = per.sort_values(["patient_id", "n_visits", "first"], ascending=[True, False, True],
-                          kind="stable")
-    best = per.drop_duplicates("patient_id", keep="first")
-    return best.set_index("patient_id")["intervention"].astype(str)
+def _arm_by_mode(patient: np.ndarray, visit, intervention: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per patient code: the most frequent intervention, ties to the earliest delivered.
+
+    Returns the intervention code of each patient and the number of distinct interventions.
+    """
+    k, labels = pd.factorize(intervention)
+    n = len(patient)
+    # Rank of each row in (patient, visit, row) order: "earliest" is the smallest rank.
+    if isinstance(visit.dtype, pd.CategoricalDtype):  # visit labels sort by nominal time
+        visit = np.where(visit.cat.codes < 0, len(visit.cat.categories), visit.cat.codes)
+    order = np.lexsort((np.arange(n), np.asarray(visit), patient))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    pairs = pd.DataFrame({"p": patient, "k": k, "rank": rank}).groupby(
+        ["p", "k"], sort=False).agg(n_visits=("rank", "size"), first=("rank", "min")).reset_index()
+    p, kk = pairs["p"].to_numpy(), pairs["k"].to_numpy()
+    best = np.lexsort((pairs["first"].to_numpy(), -pairs["n_visits"].to_numpy(), p))
+    lead = best[np.r_[True, p[best][1:] != p[best][:-1]]]  # first row of each patient
+    arm = np.empty(int(p.max()) + 1 if len(p) else 0, dtype=object)
+    arm[p[lead]] = np.asarray(labels, dtype=object)[kk[lead]]
+    return arm, np.bincount(p, minlength=len(arm))
 
 
 def _arm_from_column(data: pd.DataFrame, arm_column: str) -> pd.Series:
@@ -186,25 +194,28 @@ def assign_arms(data: pd.DataFrame, control: str, arm_column: str | None = None)
     if n_no_intervention:
         raise InputError(f"assign_arms: {n_no_intervention} row(s) have no intervention")
 
-    per_patient = (_arm_from_column(data, arm_column) if arm_column is not None
-                   else _arm_by_mode(data))
-    levels = arm_levels(per_patient.to_numpy(), control)
+    patient, ids = pd.factorize(data["patient_id"])
+    if arm_column is not None:
+        by_id = _arm_from_column(data, arm_column)
+        arm = by_id.reindex(ids).to_numpy(dtype=object)
+        n_interventions = pd.DataFrame({"p": patient, "k": pd.factorize(data["intervention"])[0]}
+                                       ).drop_duplicates().groupby("p").size().to_numpy()
+    else:
+        arm, n_interventions = _arm_by_mode(patient, data["visit"], data["intervention"])
+    arm = arm.astype(str)
+    levels = arm_levels(np.unique(arm), control)
+    level_of_patient = pd.Index(levels).get_indexer(arm)
 
-    out = data.copy()
-    arm_values = data["patient_id"].map(per_patient)
-    out["arm"] = pd.Categorical(arm_values, categories=levels)
+    out = data.copy(deep=False)  # new columns only: the input's arrays are shared, not written
+    out["arm"] = pd.Categorical.from_codes(level_of_patient[patient], categories=levels)
 
-    n_interventions = data.groupby("patient_id", sort=False)["intervention"].nunique()
     is_switcher = n_interventions > 1
-    patients = pd.DataFrame({"arm": per_patient,
-                             "switcher": is_switcher.reindex(per_patient.index)})
-    patients["arm"] = pd.Categorical(patients["arm"], categories=levels)
-    table = patients.groupby("arm", observed=False).agg(
-        n_patients=("switcher", "size"), n_switchers=("switcher", "sum")
-    )
-    table["n_visits"] = out.groupby("arm", observed=False).size()
-    table = table.reset_index()
-    table["arm"] = table["arm"].astype(str)
+    n_levels = len(levels)
+    table = pd.DataFrame({
+        "arm": levels,
+        "n_patients": np.bincount(level_of_patient, minlength=n_levels),
+        "n_switchers": np.bincount(level_of_patient, weights=is_switcher, minlength=n_levels),
+        "n_visits": np.bincount(level_of_patient[patient], minlength=n_levels)})
     table = table.astype({"n_patients": "int64", "n_switchers": "int64", "n_visits": "int64"})
 
     return ArmAssignment(

@@ -112,27 +112,66 @@ def resolve_layout(labels: list[str], cfg: RunConfig, dropped: list[str]) -> tup
 def distinct(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """Codes and distinct values of a text column (missing read as ""), so that rules run
     once per distinct value rather than once per row."""
-    codes, uniques = pd.factorize(text)
-    uniques = pd.Series(uniques, dtype=object)
+    if isinstance(text.dtype, pd.CategoricalDtype):  # the fast reader's columns: codes as read
+        codes = text.cat.codes.to_numpy().astype(np.intp)
+        uniques = pd.Series(text.cat.categories.to_numpy(dtype=object), dtype=object)
+        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+        if not used.all():  # rows were taken away: keep only the values some row holds
+            remap = np.cumsum(used) - 1
+            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+            uniques = uniques[used].reset_index(drop=True)
+    else:
+        codes, uniques = pd.factorize(text)
+        uniques = pd.Series(uniques, dtype=object)
     if (codes < 0).any():
         codes = np.where(codes < 0, len(uniques), codes)
         uniques = pd.concat([uniques, pd.Series([""], dtype=object)], ignore_index=True)
     return codes, uniques
 
 
-def _recode(text: pd.Series, mapping: dict[str, str] | None) -> pd.Series:
-    """Strip cells and apply a ``labels:`` mapping, working on distinct values only."""
+def _recode(text: pd.Series, mapping: dict[str, str] | None) -> tuple[np.ndarray, pd.Series]:
+    """Strip cells and apply a ``labels:`` mapping: codes and the recoded distinct values."""
     codes, uniques = distinct(text)
     uniques = uniques.str.strip()
     if mapping:
         table = {str(k).strip(): str(v) for k, v in mapping.items()}
         uniques = uniques.map(lambda u: table.get(u, u))
-    return pd.Series(uniques.to_numpy(dtype=object)[codes], index=text.index, dtype=object)
+    return codes, uniques
+
+
+def text_categorical(codes: np.ndarray, uniques, index=None) -> pd.Series:
+    """A text column as a Categorical: categories the distinct non-empty texts in sorted
+    order (so that sorting by it sorts the texts), "" and None missing."""
+    values = np.asarray(uniques, dtype=object)
+    values = np.where(pd.isna(values), "", values).astype(object)
+    cats, inverse = np.unique(values, return_inverse=True) if len(values) else (values, values)
+    new = inverse.astype(np.int64)[codes] if len(codes) else np.zeros(0, np.int64)
+    if len(cats) and cats[0] == "":  # "" sorts first: it is the missing value
+        new, cats = new - 1, cats[1:]
+    return pd.Series(pd.Categorical.from_codes(new, pd.Index(cats, dtype=object), validate=False),
+                     index=index)
+
+
+def as_text_categorical(text: pd.Series) -> pd.Series:
+    """:func:`text_categorical` of any text column (object or Categorical)."""
+    codes, uniques = distinct(text)
+    return text_categorical(codes, uniques, text.index)
+
+
+def as_object_text(column: pd.Series) -> pd.Series:
+    """A Categorical text column as str objects, missing as None (the validated table's form)."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column
+    values = np.append(column.cat.categories.to_numpy(dtype=object), None)
+    return pd.Series(values[column.cat.codes.to_numpy()], index=column.index, dtype=object)
 
 
 def _parse_numbers(text: pd.Series, column: str, delimiter: str | None):
     """Parse distinct values once; return floats and failure frames for unparseable text."""
-    codes, u = distinct(text)
+    return _parse_distinct(*distinct(text), column, delimiter)
+
+
+def _parse_distinct(codes: np.ndarray, u: pd.Series, column: str, delimiter: str | None):
     valid = u.str.fullmatch(_NUMBER_RE)
     # astype(float) parses with Python's correctly rounded conversion; pd.to_numeric's fast
     # parser is off by one bit for about a third of 16-17 digit decimals (a value read back
@@ -173,8 +212,7 @@ _ISO_DATE = (r"\d{4}-\d{1,2}-\d{1,2}"
              r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?\s?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
 
 
-def _parse_dates(text: pd.Series, date_format: str | None):
-    codes, u = distinct(text)
+def _parse_dates(codes: np.ndarray, u: pd.Series, date_format: str | None, index):
     fmt = date_format or "ISO8601"
     try:
         with warnings.catch_warnings():
@@ -208,7 +246,7 @@ def _parse_dates(text: pd.Series, date_format: str | None):
     ):
         if mask.any():
             out.append(failures(np.flatnonzero(mask[codes]), "visit_date", check, message))
-    return pd.Series(parsed.to_numpy()[codes], index=text.index), out
+    return pd.Series(parsed.to_numpy()[codes], index=index), out
 
 
 def type_columns(raw: pd.DataFrame, cfg: RunConfig, layout: Layout,
@@ -225,24 +263,26 @@ def type_columns(raw: pd.DataFrame, cfg: RunConfig, layout: Layout,
     Returns
     -------
     typed : DataFrame
-        Text columns as str (missing = None), numbers as float64, ``visit_date`` datetime64.
+        Text columns as :func:`text_categorical` (missing = NaN), numbers as float64,
+        ``visit_date`` datetime64.
     failures : list of DataFrame
         Failure frames for text that cannot be typed.
     """
     typed, out = {}, []
     for name in layout.columns:
-        text = _recode(raw[name], cfg.labels.get(name))
+        codes, uniques = _recode(raw[name], cfg.labels.get(name))
         if name in TEXT_COLUMNS:
-            typed[name] = text.where(text != "", None)
+            typed[name] = text_categorical(codes, uniques, raw.index)
         elif name in NUMBER_COLUMNS:
-            typed[name], found = _parse_numbers(text, name, delimiter)
+            typed[name], found = _parse_distinct(codes, uniques, name, delimiter)
             out += found
         elif name == "visit_date":
-            typed[name], found = _parse_dates(text, date_format)
+            typed[name], found = _parse_dates(codes, uniques, date_format, raw.index)
             out += found
     frame = pd.DataFrame(typed, index=raw.index)
     if "clinic_id" not in layout.columns:
-        frame["clinic_id"] = DEFAULT_CLINIC
+        frame["clinic_id"] = text_categorical(np.zeros(len(frame), np.int64), [DEFAULT_CLINIC],
+                                              frame.index)
     return frame, out
 
 
@@ -275,7 +315,8 @@ def build_schema(cfg: RunConfig, layout: Layout, today: pd.Timestamp | None = No
                                 f"unknown {name} label; allowed: {', '.join(allowed)}. Map the "
                                 f"file's labels with `labels: {{{name}: {{<file value>: "
                                 "<contract value>}}` in the run config"))
-        cols[name] = pa.Column(object, nullable=name in ("age_band", "sex"), checks=checks)
+        # No dtype check: text columns are Categorical by construction (type_columns).
+        cols[name] = pa.Column(None, nullable=name in ("age_band", "sex"), checks=checks)
     if "visit_date" in present:
         cols["visit_date"] = pa.Column("datetime64[ns]", nullable=key != "visit_date", checks=[
             check(lambda s: s >= EARLIEST_DATE, "date_range", "visit_date is before 1900"),
@@ -328,18 +369,28 @@ def build_schema(cfg: RunConfig, layout: Layout, today: pd.Timestamp | None = No
     return pa.DataFrameSchema(cols, checks=wide, strict=False, coerce=False), registry
 
 
+def _codes(column: pd.Series) -> np.ndarray:
+    """Integer codes of a column's values (Categorical codes as they are; missing: -1)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64)
+    return pd.factorize(column)[0].astype(np.int64)
+
+
 def _unique_visit(frame: pd.DataFrame, key: str) -> pd.Series:
     has_key = frame[key].notna() & frame["patient_id"].notna()
-    return ~(frame.duplicated(["patient_id", key], keep="first") & has_key)
+    # One integer per (patient, key) pair: a hash of integers, not of tuples of objects.
+    patient, when = _codes(frame["patient_id"]), _codes(frame[key])
+    pair = pd.Series((patient + 1) * (int(when.max(initial=0)) + 2) + when + 1, index=frame.index)
+    return ~(pair.duplicated(keep="first") & has_key)
 
 
 def _in_time_order(frame: pd.DataFrame, key: str) -> pd.Series:
-    previous = frame.groupby("patient_id", sort=False)[key].shift(1)
+    previous = frame.groupby("patient_id", sort=False, observed=True)[key].shift(1)
     return ~(frame[key] < previous)
 
 
 def _constant_arm(frame: pd.DataFrame, arm: str) -> pd.Series:
-    first = frame.groupby("patient_id", sort=False)[arm].transform("first")
+    first = frame.groupby("patient_id", sort=False, observed=True)[arm].transform("first")
     return ~(frame[arm].notna() & first.notna() & (frame[arm] != first))
 
 
@@ -349,9 +400,10 @@ def first_line_of_group(typed: pd.DataFrame, lines: np.ndarray, key: str, pos: n
     ``previous=True`` the line of the patient's previous row in file order."""
     line = pd.Series(lines, index=typed.index)
     if previous:
-        ref = line.groupby(typed["patient_id"], sort=False).shift(1)
+        ref = line.groupby(typed["patient_id"], sort=False, observed=True).shift(1)
     else:
-        ref = line.groupby([typed["patient_id"], typed[key]], sort=False).transform("first")
+        ref = line.groupby([typed["patient_id"], typed[key]], sort=False,
+                           observed=True).transform("first")
     return ref.to_numpy()[pos]
 
 
@@ -359,30 +411,39 @@ def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd
     """The validated table: ``week`` and ``visit`` added, dates dropped, sorted by patient, week.
 
     ``week`` is the time in weeks (``time_unit`` converted; dates: days since the patient's first
-    visit / 7). ``visit`` is the visit number (1 = first), or with ``visits:`` the visit label as
+    visit / 7). Text columns stay Categorical (:func:`as_object_text` gives the str form). ``visit`` is the visit number (1 = first), or with ``visits:`` the visit label as
     an ordered categorical (order = nominal time). ``covariates:`` columns follow the contract's.
     """
-    frame = typed.copy()
     if layout.key == "time":
-        frame["week"] = frame["time"] / 7.0 if cfg.time_unit == "days" else to_weeks(
-            frame["time"], cfg.time_unit)
+        week = typed["time"] / 7.0 if cfg.time_unit == "days" else to_weeks(
+            typed["time"], cfg.time_unit)
     else:
-        day = frame["visit_date"].dt.normalize()
-        first = day.groupby(frame["patient_id"], sort=False).transform("min")
-        frame["week"] = (day - first).dt.days / 7.0
-    frame["week"] = frame["week"].astype(float)
-    frame = frame.sort_values(["patient_id", "week"], kind="stable").reset_index(drop=True)
+        day = typed["visit_date"].dt.normalize()
+        first = day.groupby(typed["patient_id"], sort=False, observed=True).transform("min")
+        week = (day - first).dt.days / 7.0
+    week = np.asarray(week, dtype=float)
+    # Sorted by patient (categories are the ids in sorted order), then week; ties keep file order.
+    patient = typed["patient_id"]
+    rank = (patient.cat.codes.to_numpy() if isinstance(patient.dtype, pd.CategoricalDtype)
+            else pd.factorize(patient, sort=True)[0])
+    order = np.lexsort((week, np.where(rank < 0, np.iinfo(np.int64).max, rank)))
+    columns = {"week": week[order]}
+    for name in typed.columns:
+        if name in OUTPUT_COLUMNS or name in cfg.covariates:
+            values = typed[name].iloc[order].reset_index(drop=True)
+            if name in ("pain_score", "episodes", "exposure_days", "strength",
+                        "foot_posture_index") and values.dtype != np.float64:
+                values = values.astype(float)
+            columns[name] = values
     if cfg.visits:
         # The visit label as a factor ordered by nominal time (analyses of time as categorical).
-        order = sorted(cfg.visits, key=lambda label: (cfg.visits[label], label))
-        frame["visit"] = pd.Categorical(frame["visit"], categories=order, ordered=True)
+        labels = sorted(cfg.visits, key=lambda label: (cfg.visits[label], label))
+        columns["visit"] = pd.Categorical(as_object_text(columns["visit"]), categories=labels,
+                                          ordered=True)
     else:
-        frame["visit"] = frame.groupby("patient_id", sort=False).cumcount().astype(np.int64) + 1
-    keep = [c for c in OUTPUT_COLUMNS if c in frame.columns]
-    keep += [c for c in cfg.covariates if c in frame.columns and c not in keep]
-    out = frame[keep].copy()
-    for name in ("pain_score", "episodes", "exposure_days", "strength", "foot_posture_index"):
-        if name in out:
-            out[name] = out[name].astype(float)
-    return out
-
+        patient = columns["patient_id"]
+        columns["visit"] = patient.groupby(patient, sort=False,
+                                           observed=True).cumcount().astype(np.int64) + 1
+    keep = [c for c in OUTPUT_COLUMNS if c in columns]
+    keep += [c for c in cfg.covariates if c in columns and c not in keep]
+    return pd.DataFrame({c: columns[c] for c in keep})

@@ -25,7 +25,7 @@ import pandas as pd
 
 from analysis.config import ReadOptions
 from analysis.errors import ConfigError, InputError
-from analysis.intake import limits
+from analysis.intake import fast_csv, limits
 from analysis.intake.xlsx_formulas import formulas_without_values
 from analysis.intake.whitespace import WHITESPACE, looks_whitespace, to_csv_text
 
@@ -206,24 +206,6 @@ def sniff_delimiter(text: str) -> str:
     return max(tied, key=lambda d: sum(line.count(d) == best for line in unquoted[1:]))
 
 
-def _record_layout_fast(encoded: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
-    """Start line and field count of each record when no field is quoted (one line = one row)."""
-    buf = np.frombuffer(encoded, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    starts = np.r_[0, newlines + 1]
-    ends = np.r_[newlines, buf.size]
-    seps = np.flatnonzero(buf == ord(delimiter))
-    n_seps = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
-    length = ends - starts - (buf[np.maximum(ends - 1, 0)] == 13) * (ends > starts)
-    blank = length <= 0
-    # A line of spaces only is blank to the pandas reader too; check the few candidates.
-    for i in np.flatnonzero(~blank & (n_seps == 0)):
-        if not bytes(buf[starts[i]:ends[i]]).strip(b" \t\r"):
-            blank[i] = True
-    keep = ~blank
-    return np.flatnonzero(keep) + 1, n_seps[keep] + 1
-
-
 def _record_layout_csv(text: str, delimiter: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Start line and field count of each record, with quoted newlines, via csv.reader."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -256,6 +238,9 @@ def _cells_from_csv_module(text: str, delimiter: str, width: int) -> pd.DataFram
 def _read_csv(path: Path, options: ReadOptions) -> RawLog:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
+    raw = _read_plain_csv(path, digest, data, options)
+    if raw is not None:
+        return raw
     text, codec = _decode(data, options.encoding, path)
     delimiter = _resolve_delimiter(options.delimiter, text)
     if not text.strip():
@@ -267,6 +252,25 @@ def _read_csv(path: Path, options: ReadOptions) -> RawLog:
     return _read_csv_text(path, digest, text, delimiter, codec)
 
 
+def _read_plain_csv(path: Path, digest: str, data: bytes, options: ReadOptions) -> RawLog | None:
+    """A plain UTF-8 CSV through pyarrow (:mod:`analysis.intake.fast_csv`), else None."""
+    if options.encoding not in (None, "utf-8", "utf8", "UTF-8"):
+        return None  # (an unknown encoding is named by _decode)
+    offset = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    prefix = fast_csv.plain_prefix(data, offset)
+    if prefix is None or not prefix.strip() or data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return None
+    delimiter = _resolve_delimiter(options.delimiter, prefix)
+    read = (fast_csv.read_plain(data, offset, delimiter)
+            if delimiter != WHITESPACE and fast_csv.is_plain(data, delimiter) else None)
+    if read is None:
+        return None
+    header, cells, lines = read
+    header = [h.strip() for h in header]
+    counts = np.full(len(lines), len(header), dtype=np.int64)
+    return _finish(path, digest, "csv", header, cells, lines, counts, delimiter, "utf-8")
+
+
 def _read_csv_text(path: Path, digest: str, text: str, delimiter: str, codec: str) -> RawLog:
     old_limit = csv.field_size_limit()
     csv.field_size_limit(2**31 - 1)
@@ -274,7 +278,7 @@ def _read_csv_text(path: Path, digest: str, text: str, delimiter: str, codec: st
         encoded = text.encode("utf-8")
         plain = delimiter.isascii() and '"' not in text and "\r" not in text.replace("\r\n", "")
         if plain:
-            starts, counts = _record_layout_fast(encoded, delimiter)
+            starts, counts = fast_csv.record_layout(encoded, delimiter)
         else:
             starts, counts = _record_layout_csv(text, delimiter, path)
         width = int(counts.max())

@@ -122,6 +122,8 @@ def read_parquet_bounded(path: Path):
 
 def overlong_cells(raw, kept: list[str], per_column: int = 5) -> list[dict]:
     """Report rows for cells and column names longer than the documented limits (values not shown)."""
+    from analysis.intake.contract import distinct
+
     rows = []
     for pos, (label, name) in enumerate(zip(raw.labels, raw.header), start=1):
         if len(name) > MAX_HEADER_CHARS:
@@ -129,7 +131,8 @@ def overlong_cells(raw, kept: list[str], per_column: int = 5) -> list[dict]:
                          "message": f"column name of {len(name):,} characters; at most "
                                     f"{MAX_HEADER_CHARS} are read"})
     for label in kept:
-        lengths = raw.cells[label].str.len().to_numpy()
+        codes, uniques = distinct(raw.cells[label])  # lengths of the distinct texts only
+        lengths = uniques.str.len().to_numpy()[codes] if len(uniques) else np.zeros(0, int)
         for i in np.flatnonzero(lengths > MAX_CELL_CHARS)[:per_column]:
             column = label if len(label) <= MAX_HEADER_CHARS else "(long column name)"
             rows.append({"line": int(raw.lines[i]), "column": column, "check": "cell_too_long",

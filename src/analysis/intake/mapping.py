@@ -14,7 +14,12 @@ import pandas as pd
 from analysis.config import RunConfig, outcome_meta
 from analysis.errors import ConfigError
 from analysis.intake.anonymity import find_identifiers
-from analysis.intake.contract import _NUMBER_RE, _parse_numbers, failures
+from analysis.intake.contract import (
+    _NUMBER_RE,
+    _parse_numbers,
+    distinct,
+    failures,
+)
 from analysis.intake.ingest import RawLog
 
 #: Value rules of the number columns a missing-value token must not satisfy.
@@ -35,11 +40,18 @@ def apply_missing(raw: RawLog, cfg: RunConfig, columns: list[str]) -> list[str]:
         return []
     notes = []
     for column in columns:
-        text = raw.cells[column].astype(str).str.strip()
-        hit = text.isin(tokens)
+        codes, uniques = distinct(raw.cells[column])  # tokens are looked for in distinct texts
+        text = uniques.astype(str).str.strip()
+        token_of = text.where(text.isin(tokens)).to_numpy(dtype=object)[codes]
+        hit = pd.notna(token_of)
         if hit.any():
-            counts = text[hit].value_counts()
-            raw.cells.loc[hit.to_numpy(), column] = ""
+            counts = pd.Series(token_of[hit]).value_counts()
+            if isinstance(raw.cells[column].dtype, pd.CategoricalDtype):
+                values = uniques.where(~text.isin(tokens), "")
+                new, kept = pd.factorize(values)  # raw cells keep "" as a value
+                raw.cells[column] = pd.Categorical.from_codes(new[codes], pd.Index(kept, dtype=object))
+            else:
+                raw.cells.loc[hit, column] = ""
             notes.append(f"read.missing: {column!r}: " + ", ".join(
                 f"{int(n)} cell(s) {tok!r}" for tok, n in sorted(counts.items())) + " read as missing")
     return notes
@@ -74,7 +86,7 @@ def add_constants(raw: RawLog, cfg: RunConfig) -> None:
         text = repr(value) if isinstance(value, float) and not value.is_integer() else (
             str(int(value)) if isinstance(value, float) else str(value))
         bad = raw.bad_rows
-        raw.cells[name] = text
+        raw.cells[name] = pd.Categorical.from_codes(np.zeros(len(raw.cells), np.int8), [text])
         raw.labels.append(name)
         raw.header.append(name)
         raw.n_fields = np.where(bad, raw.n_fields, len(raw.header))
@@ -96,7 +108,7 @@ def check_visits_config(cfg: RunConfig, layout_columns: dict[str, str]) -> None:
 
 def visit_times(labels: pd.Series, cfg: RunConfig, file_column: str) -> tuple[np.ndarray, list]:
     """Nominal time of each row's visit label; unknown labels are failures."""
-    seen = set(labels.dropna())
+    seen = set(labels.dropna().unique())
     absent = [label for label in cfg.visits if label not in seen]
     if absent:
         raise ConfigError(f"visits: label(s) {absent} do not occur in column {file_column!r} "
@@ -156,7 +168,7 @@ def patient_in_two_clinics(typed: pd.DataFrame, lines: np.ndarray) -> list[pd.Da
     if multi.empty:
         return []
     pos, messages = [], []
-    for _, group in multi.groupby("p", sort=False):
+    for _, group in multi.groupby("p", sort=False, observed=True):
         head = group.iloc[0]
         for row in group.iloc[1:].itertuples(index=False):
             pos.append(row.pos)

@@ -23,6 +23,8 @@ from analysis.intake.anonymity import guard, k_anonymity
 from analysis.intake.contract import (
     QUASI_IDENTIFIERS,
     Layout,
+    as_object_text,
+    as_text_categorical,
     build_schema,
     check_labels_config,
     failures,
@@ -207,6 +209,8 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
     typed = typed.assign(**extra) if extra else typed
     found += more
     apply_patient_key(typed, cfg)
+    if "patient_id" in typed and not isinstance(typed["patient_id"].dtype, pd.CategoricalDtype):
+        typed["patient_id"] = as_text_categorical(typed["patient_id"])  # joined with clinic_id
     if cfg.patient_key == ["patient_id"]:
         found += patient_in_two_clinics(typed, lines)
     found.append(_run_schema(typed, lines, cfg, layout, today, found))
@@ -217,6 +221,10 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
         raise ValidationFailed(report, path=str(path))
 
     data = to_contract_table(typed, layout, cfg)
+    k_table = k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold)
+    for name in data.columns:  # the validated table holds text as str (missing: None)
+        if isinstance(data[name].dtype, pd.CategoricalDtype) and name != "visit":
+            data[name] = as_object_text(data[name])
     months = None
     if "visit_date" in typed and typed["visit_date"].notna().any():
         dates = typed["visit_date"].dropna()
@@ -228,7 +236,7 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
         n_patients=int(data["patient_id"].nunique()),
         columns_used=dict(layout.columns) | {c: c for c in covariates},
         dropped=dropped, ignored=[lab for lab in kept if lab not in roles],
-        k_anonymity=k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold),
+        k_anonymity=k_table,
         disclosure_threshold=cfg.disclosure_threshold, read_as=_read_as(raw), notes=notes,
         time_unit=cfg.time_unit, visit_months=months)
 
@@ -295,7 +303,7 @@ def _report(header_rows: list[dict], found: list[pd.DataFrame] | None = None,
         for contract in frame["column"].unique():
             sel = (frame["column"] == contract).to_numpy() & (pos >= 0)
             if contract in rows.columns:
-                part.loc[sel, "value"] = rows[contract].to_numpy()[pos[sel]]
+                part.loc[sel, "value"] = np.asarray(rows[contract].iloc[pos[sel]], dtype=object)
         part["column"] = frame["column"].map(lambda c: layout.columns.get(c, c)).to_numpy()
         if origin is not None:
             for label in part["column"].unique():

@@ -1,0 +1,133 @@
+"""The fast way in for a plain CSV: pyarrow's reader, every column dictionary-encoded text.
+
+A "plain" CSV is UTF-8 (with or without a byte-order mark), has no quote character and no bare
+carriage return, a one-character ASCII delimiter, and every record holds as many fields as the
+header. In such a file one line is one record, so the file line of every row comes from the
+positions of its newlines (:func:`_record_lines`) and the cells can be
+read by pyarrow's multi-threaded CSV reader instead of pandas' single-threaded one.
+
+Cells are read as ``dictionary<int32, string>`` and handed on as pandas ``Categorical`` columns
+(categories = the distinct texts, in order of first appearance), so a column of 7 million cells
+costs 4 bytes a cell plus its few distinct values instead of a Python string object per cell,
+and every rule downstream runs once per distinct value (:func:`analysis.intake.contract.distinct`).
+The texts are exactly those the pandas path gives (no trimming, no NA guessing, "" for an empty
+field).
+
+Anything else — another encoding, quotes, short or long rows, lines of spaces, bytes that are not
+UTF-8, a NUL byte — returns ``None`` and the exact pandas/csv-module path reads the file, with
+the error messages it gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Bytes decoded to sniff the delimiter (the sniffer looks at the first 21 lines).
+_PREFIX_BYTES = 1 << 20
+
+
+def record_layout(encoded: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    """Start line and field count of each record when no field is quoted (one line = one row)."""
+    buf = np.frombuffer(encoded, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.r_[0, newlines + 1]
+    ends = np.r_[newlines, buf.size]
+    seps = np.flatnonzero(buf == ord(delimiter))
+    n_seps = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+    length = ends - starts - (buf[np.maximum(ends - 1, 0)] == 13) * (ends > starts)
+    blank = length <= 0
+    # A line of spaces only is blank to the pandas reader too; check the few candidates.
+    for i in np.flatnonzero(~blank & (n_seps == 0)):
+        if not bytes(buf[starts[i]:ends[i]]).strip(b" \t\r"):
+            blank[i] = True
+    keep = ~blank
+    return np.flatnonzero(keep) + 1, n_seps[keep] + 1
+
+
+def plain_prefix(data: bytes, offset: int) -> str | None:
+    """The first lines of the file as text (enough for the delimiter sniffer), or None."""
+    head = data[offset:offset + _PREFIX_BYTES]
+    if len(data) - offset > _PREFIX_BYTES:
+        cut = head.rfind(b"\n")
+        if cut < 0 or head.count(b"\n") < 25:
+            return None
+        head = head[:cut]
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def is_plain(data: bytes, delimiter: str) -> bool:
+    """No quote, no bare carriage return, no NUL byte, an ASCII delimiter."""
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        return False
+    if b'"' in data or b"\x00" in data:
+        return False
+    return data.count(b"\r") == data.count(b"\r\n")
+
+
+def _record_lines(data: bytes, offset: int) -> np.ndarray:
+    """File line (1-based) of every non-empty line; lines of spaces are left to pyarrow."""
+    size = len(data) - offset
+    if size and not (data.startswith((b"\n", b"\r\n"), offset) or data.find(b"\n\n", offset) >= 0
+                     or data.find(b"\n\r\n", offset) >= 0):
+        n = data.count(b"\n", offset) + (0 if data.endswith(b"\n") else 1)
+        return np.arange(1, n + 1, dtype=np.int64)  # no empty line: every line is a record
+    buf = np.frombuffer(data, dtype=np.uint8, offset=offset)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.r_[0, newlines + 1]
+    ends = np.r_[newlines, buf.size]
+    length = ends - starts - (buf[np.maximum(ends - 1, 0)] == 13) * (ends > starts)
+    return np.flatnonzero(length > 0) + 1
+
+
+def read_plain(data: bytes, offset: int, delimiter: str):
+    """The header, the cells as Categorical text columns, and each data row's file line.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file; ``offset`` skips a UTF-8 byte-order mark.
+    delimiter : str
+
+    Returns
+    -------
+    (header, cells, lines) or None
+        ``header`` the header's fields (not yet stripped), ``cells`` columns ``0 .. width-1``;
+        None when the file is not one pyarrow reads exactly as the pandas path would (the
+        caller then takes that path).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    lines = _record_lines(data, offset)
+    head = data[offset:offset + (1 << 16)]
+    first = head.lstrip(b"\r\n")
+    end = first.find(b"\n")
+    header_line = (first if end < 0 else first[:end]).rstrip(b"\r").decode("utf-8", "replace")
+    width = header_line.count(delimiter) + 1
+    if width == 1 or not header_line.strip(" \t") or (end < 0 and len(first) == 1 << 16):
+        return None  # one column (a line of spaces would be a row), or a huge header
+    body = len(head) - len(first) + (end + 1 if end >= 0 else len(first))
+    names = [f"f{i}" for i in range(width)]
+    text = pa.dictionary(pa.int32(), pa.string())
+    try:
+        table = pv.read_csv(
+            pa.py_buffer(data)[offset + body:],
+            read_options=pv.ReadOptions(column_names=names, block_size=1 << 24),
+            parse_options=pv.ParseOptions(delimiter=delimiter, quote_char=False,
+                                          double_quote=False, escape_char=False,
+                                          newlines_in_values=False, ignore_empty_lines=True),
+            convert_options=pv.ConvertOptions(column_types=dict.fromkeys(names, text),
+                                              strings_can_be_null=False,
+                                              quoted_strings_can_be_null=False,
+                                              null_values=[], true_values=[], false_values=[]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # invalid UTF-8, or a row with another field count: the exact path decides
+    if table.num_rows != len(lines) - 1:
+        return None
+    cells = table.to_pandas()
+    cells.columns = range(width)
+    return header_line.split(delimiter), cells, lines[1:]
