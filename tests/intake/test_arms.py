@@ -237,3 +237,34 @@ def test_cumulative_sessions_refuse_unconfigured_interventions_and_clashing_name
         add_cumulative_sessions(visits([("p1", 1, "a b")]), ["a b", "a_b"])
     with pytest.raises(ConfigError, match="no interventions configured"):
         add_cumulative_sessions(data, [])
+
+
+# --- the vectorised rule against a per-patient reading of it -------------------------------------
+
+def _arm_by_reading(frame: pd.DataFrame) -> dict:
+    """Each patient's arm read off the documented rule one patient at a time: the most frequent
+    intervention; among equally frequent ones, the one at the smallest visit (then row)."""
+    arms = {}
+    for pid, rows in frame.assign(row=np.arange(len(frame))).groupby("patient_id"):
+        counts = rows["intervention"].value_counts()
+        tied = set(counts.index[counts == counts.max()])
+        earliest = rows.sort_values(["visit", "row"], kind="stable")
+        arms[pid] = next(k for k in earliest["intervention"] if k in tied)
+    return arms
+
+
+def test_arms_on_random_logs_follow_the_rule_patient_by_patient():
+    rng = np.random.default_rng(11)
+    n = 3000
+    frame = pd.DataFrame({"patient_id": [f"p{i}" for i in rng.integers(0, 400, n)],
+                          "visit": rng.integers(1, 6, n),  # repeated visit numbers: row order decides
+                          "intervention": rng.choice(["usual_care", "orthotics", "taping"], n)})
+    frame.index = rng.permutation(n) + 10
+    result = assign_arms(frame, "usual_care")
+    expected = _arm_by_reading(frame)
+    assert result.data["arm"].astype(str).tolist() == frame["patient_id"].map(expected).tolist()
+    switchers = frame.groupby("patient_id")["intervention"].nunique().gt(1)
+    assert result.switchers == int(switchers.sum())
+    assert result.table["n_patients"].sum() == frame["patient_id"].nunique()
+    assert result.table["n_visits"].sum() == n
+    assert result.data.index.equals(frame.index)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from analysis.errors import IdentifierError
 from analysis.intake.contract import distinct
-from analysis.intake.textmatch import Texts
+from analysis.intake.textmatch import Texts, strip
 
 MAX_LINES = 5
 
@@ -130,10 +130,10 @@ def nhs_check_digit_ok(digits: pd.Series) -> np.ndarray:
     return (check != 10) & (check == matrix[:, 9])
 
 
-def _content_kinds(u: pd.Series) -> list[tuple[str, np.ndarray]]:
+def _content_kinds(u: pd.Series, stripped: pd.Series | None = None) -> list[tuple[str, np.ndarray]]:
     """(kind, mask over distinct values) for each content rule that fires."""
     found = []
-    stripped = u.str.strip()
+    stripped = strip(u) if stripped is None else stripped
     raw, text = Texts(u), Texts(stripped)  # each pattern once per distinct value (textmatch)
     found.append(("email", raw.contains(_EMAIL) | raw.contains(_EMAIL_SPELLED)))
     nhs_like = text.fullmatch(_NHS)
@@ -190,10 +190,11 @@ def find_identifiers(cells: pd.DataFrame, lines: np.ndarray,
             continue
         role = roles.get(column)
         codes, u = distinct(cells[column])
-        nonempty = (u.str.strip() != "").to_numpy()
+        stripped = strip(u)
+        nonempty = (stripped != "").to_numpy()
         counts = np.bincount(codes, minlength=len(u)) if len(u) else np.zeros(0, int)
-        hits = _content_kinds(u) if len(u) else []
-        hits += _row_pattern_kinds(column, role, u, nonempty, counts)
+        hits = _content_kinds(u, stripped) if len(u) else []
+        hits += _row_pattern_kinds(column, role, stripped, nonempty, counts)
         if hits:
             kind, mask = hits[0]
             rows = np.flatnonzero(mask[codes])[:MAX_LINES]
@@ -208,14 +209,14 @@ def find_identifiers(cells: pd.DataFrame, lines: np.ndarray,
     return findings
 
 
-def _row_pattern_kinds(column, role, u, nonempty, counts) -> list[tuple[str, np.ndarray]]:
-    """Rules that judge a column as a whole: dates of birth, free text, person names."""
+def _row_pattern_kinds(column, role, stripped, nonempty, counts) -> list[tuple[str, np.ndarray]]:
+    """Rules that judge a column as a whole: dates of birth, free text, person names
+    (``stripped``: the column's distinct values, stripped)."""
     found = []
     if not nonempty.any():
         return found
     n_rows = counts[nonempty].sum()
     words = set(_name_words(column))
-    stripped = u.str.strip()
     text = Texts(stripped)
     dates = text.fullmatch(_FULL_DATE) & nonempty
     ageish = (bool(words & _AGE_WORDS) or role in ("age_band", "sex")

@@ -22,6 +22,7 @@ import pandera.pandas as pa
 
 from analysis.config import CONTRACT_COLUMNS, RunConfig, outcome_meta, to_weeks
 from analysis.errors import ConfigError
+from analysis.intake.textmatch import strip
 
 TEXT_COLUMNS = ("patient_id", "clinic_id", "intervention", "arm", "age_band", "sex", "visit")
 NUMBER_COLUMNS = ("time", "pain_score", "episodes", "exposure_days", "strength",
@@ -132,7 +133,7 @@ def distinct(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
 def _recode(text: pd.Series, mapping: dict[str, str] | None) -> tuple[np.ndarray, pd.Series]:
     """Strip cells and apply a ``labels:`` mapping: codes and the recoded distinct values."""
     codes, uniques = distinct(text)
-    uniques = uniques.str.strip()
+    uniques = strip(uniques)
     if mapping:
         table = {str(k).strip(): str(v) for k, v in mapping.items()}
         uniques = uniques.map(lambda u: table.get(u, u))
@@ -385,12 +386,12 @@ def _unique_visit(frame: pd.DataFrame, key: str) -> pd.Series:
 
 
 def _in_time_order(frame: pd.DataFrame, key: str) -> pd.Series:
-    previous = frame.groupby("patient_id", sort=False, observed=True)[key].shift(1)
+    previous = frame[key].groupby(_codes(frame["patient_id"]), sort=False).shift(1)
     return ~(frame[key] < previous)
 
 
 def _constant_arm(frame: pd.DataFrame, arm: str) -> pd.Series:
-    first = frame.groupby("patient_id", sort=False, observed=True)[arm].transform("first")
+    first = frame[arm].groupby(_codes(frame["patient_id"]), sort=False).transform("first")
     return ~(frame[arm].notna() & first.notna() & (frame[arm] != first))
 
 
@@ -419,18 +420,22 @@ def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd
             typed["time"], cfg.time_unit)
     else:
         day = typed["visit_date"].dt.normalize()
-        first = day.groupby(typed["patient_id"], sort=False, observed=True).transform("min")
+        first = day.groupby(_codes(typed["patient_id"]), sort=False).transform("min")
         week = (day - first).dt.days / 7.0
     week = np.asarray(week, dtype=float)
     # Sorted by patient (categories are the ids in sorted order), then week; ties keep file order.
     patient = typed["patient_id"]
     rank = (patient.cat.codes.to_numpy() if isinstance(patient.dtype, pd.CategoricalDtype)
             else pd.factorize(patient, sort=True)[0])
-    order = np.lexsort((week, np.where(rank < 0, np.iinfo(np.int64).max, rank)))
-    columns = {"week": week[order]}
+    rank = np.where(rank < 0, np.iinfo(rank.dtype).max, rank)
+    ordered = len(rank) < 2 or bool(((np.diff(rank) > 0) | ((np.diff(rank) == 0)
+                                                            & (np.diff(week) >= 0))).all())
+    order = None if ordered else np.lexsort((week, rank))  # a log in order is not re-sorted
+    columns = {"week": week if ordered else week[order]}
     for name in typed.columns:
         if name in OUTPUT_COLUMNS or name in cfg.covariates:
-            values = typed[name].iloc[order].reset_index(drop=True)
+            values = typed[name].reset_index(drop=True)
+            values = values if ordered else values.iloc[order].reset_index(drop=True)
             if name in ("pain_score", "episodes", "exposure_days", "strength",
                         "foot_posture_index") and values.dtype != np.float64:
                 values = values.astype(float)
@@ -441,9 +446,12 @@ def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd
         columns["visit"] = pd.Categorical(as_object_text(columns["visit"]), categories=labels,
                                           ordered=True)
     else:
-        patient = columns["patient_id"]
-        columns["visit"] = patient.groupby(patient, sort=False,
-                                           observed=True).cumcount().astype(np.int64) + 1
+        # Rows of a patient are now together: the visit number counts from each patient's first.
+        patient = _codes(columns["patient_id"])
+        row = np.arange(len(patient), dtype=np.int64)
+        first_row = np.maximum.accumulate(np.where(np.r_[True, patient[1:] != patient[:-1]], row, 0)
+                                          ) if len(row) else row
+        columns["visit"] = row - first_row + 1
     keep = [c for c in OUTPUT_COLUMNS if c in columns]
     keep += [c for c in cfg.covariates if c in columns and c not in keep]
     return pd.DataFrame({c: columns[c] for c in keep})

@@ -78,3 +78,27 @@ class Texts:
         rx = re2_pattern(pattern)
         return self._both(lambda a: self._pc.count_substring_regex(a, rx),
                           lambda s: s.str.count(pattern), np.int64)
+
+
+#: Every character Python's ``str.strip()`` removes (``str.isspace``), for pyarrow's trim.
+PYTHON_WHITESPACE = ("\x09\x0a\x0b\x0c\x0d\x1c\x1d\x1e\x1f\x20\x85\xa0\u1680\u2000\u2001\u2002"
+                     "\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def strip(values: pd.Series) -> pd.Series:
+    """``values.str.strip()`` of distinct texts (str), computed by pyarrow: only the values that
+    have something to strip become new strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(values) < 1000:
+        return values.str.strip()
+    arrow = pa.array(values.to_numpy(dtype=object), type=pa.string())
+    trimmed = pc.utf8_trim(arrow, characters=PYTHON_WHITESPACE)
+    changed = pc.not_equal(pc.binary_length(arrow), pc.binary_length(trimmed))
+    changed = changed.to_numpy(zero_copy_only=False)
+    if not changed.any():
+        return values
+    out = values.copy()
+    out[changed] = trimmed.filter(pa.array(changed)).to_numpy(zero_copy_only=False)
+    return out

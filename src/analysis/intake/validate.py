@@ -220,20 +220,25 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
     if len(report):
         raise ValidationFailed(report, path=str(path))
 
-    data = to_contract_table(typed, layout, cfg)
-    k_table = k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold)
-    for name in data.columns:  # the validated table holds text as str (missing: None)
-        if isinstance(data[name].dtype, pd.CategoricalDtype) and name != "visit":
-            data[name] = as_object_text(data[name])
+    n_rows_read = len(raw.cells)
+    del rows, found  # the raw text is not needed once the log passed: free it before the table
+    raw.cells = raw.cells.iloc[:0]
     months = None
     if "visit_date" in typed and typed["visit_date"].notna().any():
         dates = typed["visit_date"].dropna()
         months = (dates.min().strftime("%Y-%m"), dates.max().strftime("%Y-%m"))
+    data = to_contract_table(typed, layout, cfg)
+    del typed
+    k_table = k_anonymity(data, QUASI_IDENTIFIERS, cfg.disclosure_threshold)
+    n_patients = int(data["patient_id"].nunique())
+    for name in data.columns:  # the validated table holds text as str (missing: None)
+        if isinstance(data[name].dtype, pd.CategoricalDtype) and name != "visit":
+            data[name] = as_object_text(data[name])
     notes = [f"note: drop: {name!r} is not a column of the file"
              for name in cfg.drop if name not in raw.header and name not in raw.labels] + notes
     return ValidatedLog(
-        data=data, path=path, sha256=raw.sha256, n_rows_read=len(raw.cells), n_rows=len(data),
-        n_patients=int(data["patient_id"].nunique()),
+        data=data, path=path, sha256=raw.sha256, n_rows_read=n_rows_read, n_rows=len(data),
+        n_patients=n_patients,
         columns_used=dict(layout.columns) | {c: c for c in covariates},
         dropped=dropped, ignored=[lab for lab in kept if lab not in roles],
         k_anonymity=k_table,
