@@ -53,7 +53,7 @@ def test_every_pattern_agrees_with_python_re(texts, name):
 
 
 def test_the_generated_texts_hit_the_patterns(texts):
-    values, prepared = texts
+    _, prepared = texts
     hits = {name: int(prepared.contains(getattr(an, name)).sum()) for name in PATTERNS}
     assert all(n > 0 for n in hits.values()), hits
 

@@ -53,3 +53,18 @@ def test_table_cells_never_show_minus_zero(value, places, shown):
     from analysis.report.context import display_number
 
     assert display_number(value, places) == shown
+
+
+def test_read_visits_is_read_parquet_with_shared_strings(tmp_path):
+    from analysis.report.context import read_visits
+
+    frame = pd.DataFrame({"patient_id": ["p1", "p1", "p2", None], "week": [0.0, 1.0, 0.0, 2.0],
+                          "visit": pd.Categorical(["V1", "V2", "V1", "V2"], categories=["V1", "V2"],
+                                                  ordered=True),
+                          "sex": ["F", "F", None, "M"]})
+    path = tmp_path / "visits.parquet"
+    frame.to_parquet(path, index=False)
+    got = read_visits(path)
+    pd.testing.assert_frame_equal(got, pd.read_parquet(path), check_exact=True)
+    assert got["patient_id"].iloc[0] is got["patient_id"].iloc[1]  # one object per distinct value
+    assert got["sex"].iloc[2] is None

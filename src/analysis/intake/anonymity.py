@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import IdentifierError
-from analysis.intake.contract import distinct
+from analysis.intake.codes import distinct
 from analysis.intake.textmatch import Texts, strip
 
 MAX_LINES = 5

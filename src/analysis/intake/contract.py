@@ -22,6 +22,7 @@ import pandera.pandas as pa
 
 from analysis.config import CONTRACT_COLUMNS, RunConfig, outcome_meta, to_weeks
 from analysis.errors import ConfigError
+from analysis.intake.codes import as_object_text, codes_of, distinct, text_categorical
 from analysis.intake.textmatch import strip
 
 TEXT_COLUMNS = ("patient_id", "clinic_id", "intervention", "arm", "age_band", "sex", "visit")
@@ -110,26 +111,6 @@ def resolve_layout(labels: list[str], cfg: RunConfig, dropped: list[str]) -> tup
     return Layout(present, key, arm), report
 
 
-def distinct(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """Codes and distinct values of a text column (missing read as ""), so that rules run
-    once per distinct value rather than once per row."""
-    if isinstance(text.dtype, pd.CategoricalDtype):  # the fast reader's columns: codes as read
-        codes = text.cat.codes.to_numpy().astype(np.intp)
-        uniques = pd.Series(text.cat.categories.to_numpy(dtype=object), dtype=object)
-        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
-        if not used.all():  # rows were taken away: keep only the values some row holds
-            remap = np.cumsum(used) - 1
-            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-            uniques = uniques[used].reset_index(drop=True)
-    else:
-        codes, uniques = pd.factorize(text)
-        uniques = pd.Series(uniques, dtype=object)
-    if (codes < 0).any():
-        codes = np.where(codes < 0, len(uniques), codes)
-        uniques = pd.concat([uniques, pd.Series([""], dtype=object)], ignore_index=True)
-    return codes, uniques
-
-
 def _recode(text: pd.Series, mapping: dict[str, str] | None) -> tuple[np.ndarray, pd.Series]:
     """Strip cells and apply a ``labels:`` mapping: codes and the recoded distinct values."""
     codes, uniques = distinct(text)
@@ -138,33 +119,6 @@ def _recode(text: pd.Series, mapping: dict[str, str] | None) -> tuple[np.ndarray
         table = {str(k).strip(): str(v) for k, v in mapping.items()}
         uniques = uniques.map(lambda u: table.get(u, u))
     return codes, uniques
-
-
-def text_categorical(codes: np.ndarray, uniques, index=None) -> pd.Series:
-    """A text column as a Categorical: categories the distinct non-empty texts in sorted
-    order (so that sorting by it sorts the texts), "" and None missing."""
-    values = np.asarray(uniques, dtype=object)
-    values = np.where(pd.isna(values), "", values).astype(object)
-    cats, inverse = np.unique(values, return_inverse=True) if len(values) else (values, values)
-    new = inverse.astype(np.int64)[codes] if len(codes) else np.zeros(0, np.int64)
-    if len(cats) and cats[0] == "":  # "" sorts first: it is the missing value
-        new, cats = new - 1, cats[1:]
-    return pd.Series(pd.Categorical.from_codes(new, pd.Index(cats, dtype=object), validate=False),
-                     index=index)
-
-
-def as_text_categorical(text: pd.Series) -> pd.Series:
-    """:func:`text_categorical` of any text column (object or Categorical)."""
-    codes, uniques = distinct(text)
-    return text_categorical(codes, uniques, text.index)
-
-
-def as_object_text(column: pd.Series) -> pd.Series:
-    """A Categorical text column as str objects, missing as None (the validated table's form)."""
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        return column
-    values = np.append(column.cat.categories.to_numpy(dtype=object), None)
-    return pd.Series(values[column.cat.codes.to_numpy()], index=column.index, dtype=object)
 
 
 def _parse_numbers(text: pd.Series, column: str, delimiter: str | None):
@@ -370,28 +324,21 @@ def build_schema(cfg: RunConfig, layout: Layout, today: pd.Timestamp | None = No
     return pa.DataFrameSchema(cols, checks=wide, strict=False, coerce=False), registry
 
 
-def _codes(column: pd.Series) -> np.ndarray:
-    """Integer codes of a column's values (Categorical codes as they are; missing: -1)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.codes.to_numpy().astype(np.int64)
-    return pd.factorize(column)[0].astype(np.int64)
-
-
 def _unique_visit(frame: pd.DataFrame, key: str) -> pd.Series:
     has_key = frame[key].notna() & frame["patient_id"].notna()
     # One integer per (patient, key) pair: a hash of integers, not of tuples of objects.
-    patient, when = _codes(frame["patient_id"]), _codes(frame[key])
+    patient, when = codes_of(frame["patient_id"]), codes_of(frame[key])
     pair = pd.Series((patient + 1) * (int(when.max(initial=0)) + 2) + when + 1, index=frame.index)
     return ~(pair.duplicated(keep="first") & has_key)
 
 
 def _in_time_order(frame: pd.DataFrame, key: str) -> pd.Series:
-    previous = frame[key].groupby(_codes(frame["patient_id"]), sort=False).shift(1)
+    previous = frame[key].groupby(codes_of(frame["patient_id"]), sort=False).shift(1)
     return ~(frame[key] < previous)
 
 
 def _constant_arm(frame: pd.DataFrame, arm: str) -> pd.Series:
-    first = frame[arm].groupby(_codes(frame["patient_id"]), sort=False).transform("first")
+    first = frame[arm].groupby(codes_of(frame["patient_id"]), sort=False).transform("first")
     return ~(frame[arm].notna() & first.notna() & (frame[arm] != first))
 
 
@@ -420,7 +367,7 @@ def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd
             typed["time"], cfg.time_unit)
     else:
         day = typed["visit_date"].dt.normalize()
-        first = day.groupby(_codes(typed["patient_id"]), sort=False).transform("min")
+        first = day.groupby(codes_of(typed["patient_id"]), sort=False).transform("min")
         week = (day - first).dt.days / 7.0
     week = np.asarray(week, dtype=float)
     # Sorted by patient (categories are the ids in sorted order), then week; ties keep file order.
@@ -447,7 +394,7 @@ def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd
                                           ordered=True)
     else:
         # Rows of a patient are now together: the visit number counts from each patient's first.
-        patient = _codes(columns["patient_id"])
+        patient = codes_of(columns["patient_id"])
         row = np.arange(len(patient), dtype=np.int64)
         first_row = np.maximum.accumulate(np.where(np.r_[True, patient[1:] != patient[:-1]], row, 0)
                                           ) if len(row) else row

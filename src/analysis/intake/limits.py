@@ -122,7 +122,7 @@ def read_parquet_bounded(path: Path):
 
 def overlong_cells(raw, kept: list[str], per_column: int = 5) -> list[dict]:
     """Report rows for cells and column names longer than the documented limits (values not shown)."""
-    from analysis.intake.contract import distinct
+    from analysis.intake.codes import distinct
 
     rows = []
     for pos, (label, name) in enumerate(zip(raw.labels, raw.header), start=1):

@@ -14,12 +14,8 @@ import pandas as pd
 from analysis.config import RunConfig, outcome_meta
 from analysis.errors import ConfigError
 from analysis.intake.anonymity import find_identifiers
-from analysis.intake.contract import (
-    _NUMBER_RE,
-    _parse_numbers,
-    distinct,
-    failures,
-)
+from analysis.intake.codes import distinct
+from analysis.intake.contract import _NUMBER_RE, _parse_numbers, failures
 from analysis.intake.ingest import RawLog
 
 #: Value rules of the number columns a missing-value token must not satisfy.

@@ -20,11 +20,10 @@ import pandera.pandas as pa
 from analysis.config import RunConfig, from_weeks
 from analysis.errors import IdentifierError, InputError, ValidationFailed
 from analysis.intake.anonymity import guard, k_anonymity
+from analysis.intake.codes import as_object_text, as_text_categorical
 from analysis.intake.contract import (
     QUASI_IDENTIFIERS,
     Layout,
-    as_object_text,
-    as_text_categorical,
     build_schema,
     check_labels_config,
     failures,

@@ -116,6 +116,28 @@ def display_number(value, places: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+def read_visits(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet(path)``, with each text column's equal values one shared str object.
+
+    Text columns are read dictionary-encoded and expanded from their distinct values, so a
+    7-million-row table holds a few distinct strings per column instead of a string object per
+    cell (about 60 bytes a cell less), and hashing a column (groupby, factorize) hashes each
+    distinct string once. Values, dtypes and missing values (None) are those of read_parquet.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from analysis.intake.codes import as_object_text
+
+    text = [f.name for f in pq.read_schema(path) if pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type)]
+    table = pq.read_table(path, read_dictionary=text)
+    visits = table.to_pandas()
+    for name in text:
+        visits[name] = as_object_text(visits[name])
+    return visits
+
+
 @dataclass
 class RunContext:
     """One notebook's handle on the run: config, data, and the files it may write."""
@@ -170,7 +192,7 @@ class RunContext:
         """The validated per-visit table with ``arm``; prepared first when no notebook has yet."""
         if not self.visits_path.exists():
             self.prepare()
-        visits = pd.read_parquet(self.visits_path)
+        visits = read_visits(self.visits_path)
         from analysis.intake.arms import arm_levels
 
         visits["arm"] = pd.Categorical(visits["arm"], categories=arm_levels(visits["arm"].unique(),
