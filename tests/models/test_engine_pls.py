@@ -283,7 +283,7 @@ def test_bench_worker_and_comparison_with_lme4_names():
 @pytest.mark.slow
 def test_bench_command_writes_rows(tmp_path):
     assert bench.main(["--out", str(tmp_path), "--sizes", "60", "--repeats", "2", "--no-r",
-                       "--log-rows", "2000", "--suite-patients", "0", "--batch-runs", "0",
+                       "--validate-patients", "300", "--suite-patients", "--batch-runs", "0",
                        "--mmrm-nlme", "none"]) == 0
     rows = json.loads((tmp_path / "bench.json").read_text())
     fits = [r for r in rows if r["model"] in ("slope", "slope+clinic")]
@@ -296,6 +296,9 @@ def test_bench_command_writes_rows(tmp_path):
         if r["seconds_median"] is not None:  # every engine that ran reached the same optimum
             assert r["runs"] == 2 and r["reml_minus_best"] < 1e-4
     assert [r["model"] for r in rows if r["engine"] == "suite"] == ["validate"]
+    validate = next(r for r in rows if r["model"] == "validate")
+    assert validate["n_patients"] == 300 and validate["n_rows"] > 300 and validate["peak_rss_mb"] > 0
+    assert "arms" in validate["note"]  # validation and arm assignment, both timed
     readme = tmp_path / "README.md"
     readme.write_text("a\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\nb\n")
     assert bench.main(["--out", str(tmp_path), "--readme", str(readme)]) == 0

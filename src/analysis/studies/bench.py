@@ -116,11 +116,17 @@ def _fit_worker(spec: dict) -> dict:
 
 def _validate_worker(spec: dict) -> dict:
     from analysis.config import RunConfig
+    from analysis.intake.arms import assign_arms
     from analysis.intake.validate import validate_log
 
+    cfg = RunConfig(name="bench", data=Path(spec["path"]))
     t = time.perf_counter()
-    v = validate_log(RunConfig(name="bench", data=Path(spec["path"])))
-    return {"seconds": [time.perf_counter() - t], "rows": int(v.n_rows), "peak_mb": _peak_mb()}
+    v = validate_log(cfg)
+    t_arms = time.perf_counter()
+    assign_arms(v.data, cfg.control, cfg.models.arm_column)
+    end = time.perf_counter()
+    return {"seconds": [end - t], "rows": int(v.n_rows), "peak_mb": _peak_mb(),
+            "note": f"validate {t_arms - t:.1f} s, arms {end - t_arms:.1f} s"}
 
 
 def _tree_rss_mb(stop, peak: list) -> None:
@@ -248,7 +254,8 @@ def _merge(runs: list[dict | None]) -> dict | None:
 
 
 def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: float = 300.0,
-                  use_r: bool = True, log_rows: int = 1_000_000, suite_patients: int = 20000,
+                  use_r: bool = True, validate_patients: int = 1_000_000,
+                  suite_patients: tuple[int, ...] = (20000, 1_000_000),
                   batch_runs: int = 4, mmrm_nlme: str | None = "run", peers: bool = True,
                   statsmodels_max: int = 1000) -> list[dict]:
     """Run every step, write ``out/bench.json`` and return its rows (see the module docstring).
@@ -261,7 +268,7 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
     if peers:
         from analysis.studies.bench_peers import run_peer_benchmark
 
-        return run_peer_benchmark(out, sizes, repeats, cap, use_r, log_rows, suite_patients,
+        return run_peer_benchmark(out, sizes, repeats, cap, use_r, validate_patients, suite_patients,
                                   batch_runs, mmrm_nlme, statsmodels_max)
     out.mkdir(parents=True, exist_ok=True)
     have_r = use_r and shutil.which("Rscript") is not None
@@ -306,10 +313,10 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
                                      lme4["REMLcrit"] if lme4 else None, res["rows"], res["peak_mb"],
                                      note=f"{res['status']}; {res['health']}"))
                 print(f"  {model}, {n} patients: done", file=sys.stderr, flush=True)
-        if log_rows:
-            rows.append(_validate_step(work, log_rows, cap))
-        if suite_patients:
-            rows.append(_suite_step(work, suite_patients, cap))
+        if validate_patients:
+            rows.append(_validate_step(work, validate_patients, cap))
+        for n in suite_patients:
+            rows.append(_suite_step(work, n, cap))
         if batch_runs:
             rows += _batch_rows(batch_runs)
         if mmrm_nlme:
@@ -325,17 +332,18 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
     return rows
 
 
-def _validate_step(work: Path, log_rows: int, cap: float) -> dict:
-    per_patient = len(simulate_log(2000, 20, seed=1, arms=ARMS)[0]) / 2000
+def _validate_step(work: Path, n_patients: int, cap: float) -> dict:
+    """Read, validate and assign arms (``validate_log`` + ``assign_arms``) on a simulated CSV log
+    of ``n_patients`` (1,000,000 patients: ~7.5M rows, ~440 MB), in a worker of its own."""
     path = work / "log.csv"
-    write_simulation(path, n_patients=int(np.ceil(log_rows / per_patient)), n_clinics=20, seed=1,
-                     arms=ARMS)
+    write_simulation(path, n_patients=n_patients, n_clinics=20, seed=1, arms=ARMS)
     res = _run_worker({"kind": "validate", "path": str(path)}, timeout=cap + 120.0)
-    name = "read + validate log"
+    name = "read + validate log + arms"
     if res is None:
-        return _row(name, None, "analysis.intake.validate", note=f"> {cap:g} s")
-    return _row(name, None, "analysis.intake.validate", res["seconds"], rows=res["rows"],
-                peak_mb=res["peak_mb"], note=f"{path.stat().st_size / 1e6:.0f} MB CSV")
+        return _row(name, n_patients, "analysis.intake.validate", note=f"> {cap:g} s")
+    return _row(name, n_patients, "analysis.intake.validate", res["seconds"], rows=res["rows"],
+                peak_mb=res["peak_mb"],
+                note=f"{path.stat().st_size / 1e6:.0f} MB CSV; {res['note']}")
 
 
 def _suite_step(work: Path, n_patients: int, cap: float) -> dict:
@@ -344,11 +352,13 @@ def _suite_step(work: Path, n_patients: int, cap: float) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_simulation(path, n_patients=n_patients, n_clinics=20, seed=2, arms=ARMS)
     (path.parent / "run.yaml").write_text("name: bench_suite\ndata: log.csv\n", encoding="utf-8")
+    limit = 10 * cap * max(1.0, n_patients / 100_000)  # 1M patients: 8 h at the default cap
     res = _run_worker({"kind": "suite", "config": str(path.parent / "run.yaml"),
-                       "out": str(work / "suite" / "run")}, timeout=10 * cap)
+                       "out": str(work / "suite" / "run")}, timeout=limit)
+    shutil.rmtree(path.parent, ignore_errors=True)  # a 1M-patient run folder holds ~2 GB
     name = "whole suite (outcomes run)"
     if res is None:
-        return _row(name, n_patients, "analysis.run.runner", note=f"> {10 * cap:g} s")
+        return _row(name, n_patients, "analysis.run.runner", note=f"> {limit:g} s")
     return _row(name, n_patients, "analysis.run.runner", res["seconds"], rows=res["rows"],
                 peak_mb=res["peak_mb"], note=res["status"])
 
@@ -395,10 +405,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cap", type=float, default=300.0, help="seconds one statsmodels fit may take")
     ap.add_argument("--no-r", action="store_true", help="do not run lme4 even if R is installed")
-    ap.add_argument("--log-rows", type=int, default=1_000_000,
-                    help="rows of the validated log (0: skip)")
-    ap.add_argument("--suite-patients", type=int, default=20000,
-                    help="patients of the whole-suite timing (0: skip)")
+    ap.add_argument("--validate-patients", type=int, default=1_000_000,
+                    help="patients of the read + validate + arms timing (~7.5 rows each; 0: skip)")
+    ap.add_argument("--suite-patients", type=int, nargs="*", default=[20000, 1_000_000],
+                    help="patients of each whole-suite timing (none: skip; 1,000,000 takes "
+                         "~30 min and ~12 GB)")
     ap.add_argument("--batch-runs", type=int, default=4,
                     help="runs of the batch-throughput timing with 1 and 2 workers (0: skip)")
     ap.add_argument("--mmrm-nlme", choices=["run", "stored", "skip", "none"], default="run",
@@ -423,7 +434,8 @@ def main(argv=None) -> int:
         update_readme(args.readme, json.loads((args.out / "bench.json").read_text()))
         return 0
     rows = run_benchmark(args.out, tuple(args.sizes), args.repeats, args.cap, not args.no_r,
-                         args.log_rows, args.suite_patients, args.batch_runs,
+                         args.validate_patients, tuple(n for n in args.suite_patients if n),
+                         args.batch_runs,
                          None if args.mmrm_nlme == "none" else args.mmrm_nlme,
                          peers=not args.old_fits, statsmodels_max=args.statsmodels_max)
     if args.old_fits:

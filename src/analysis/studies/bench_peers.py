@@ -224,20 +224,13 @@ def _rows(results: dict, n_patients: int, model: str) -> list[dict]:
     return rows
 
 
-def run_peer_benchmark(out, sizes, repeats, cap, use_r, log_rows, suite_patients, batch_runs,
+def run_peer_benchmark(out, sizes, repeats, cap, use_r, validate_patients, suite_patients, batch_runs,
                        mmrm_nlme, statsmodels_max) -> list[dict]:
     """:func:`analysis.studies.bench.run_benchmark` with these fit rows (its arguments)."""
     import shutil
     import tempfile
 
-    from analysis.studies.bench import (
-        ARMS,
-        _batch_rows,
-        _suite_step,
-        _validate_step,
-        bench_data,
-        simulate_log,
-    )
+    from analysis.studies.bench import _batch_rows, _suite_step, _validate_step, bench_data
 
     out.mkdir(parents=True, exist_ok=True)
     have_r = use_r and shutil.which("Rscript") is not None
@@ -254,13 +247,11 @@ def run_peer_benchmark(out, sizes, repeats, cap, use_r, log_rows, suite_patients
                            and (e[0] != "statsmodels" or n <= statsmodels_max)]
                 rows += peer_rows(csv, n, model, repeats, engines, work)
                 print(f"  {model}, {n} patients: done", file=sys.stderr, flush=True)
-        if suite_patients:
-            rows.append(suite_row(_suite_step(work, suite_patients, cap), "whole suite",
-                                              suite_patients, rows))
-        if log_rows:
-            per_patient = len(simulate_log(2000, 20, seed=1, arms=ARMS)[0]) / 2000
-            n_log = int(np.ceil(log_rows / per_patient))
-            rows.append(suite_row(_validate_step(work, log_rows, cap), "validate", n_log, rows))
+        for n in suite_patients:
+            rows.append(suite_row(_suite_step(work, n, cap), "whole suite", n, rows))
+        if validate_patients:
+            rows.append(suite_row(_validate_step(work, validate_patients, cap), "validate",
+                                  validate_patients, rows))
         if batch_runs:
             rows += _batch_rows(batch_runs)
         if mmrm_nlme:
