@@ -65,16 +65,22 @@ def _notebook(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_a_reused_kernel_shows_the_next_notebook_nothing_of_the_last(tmp_path):
-    run_dir = tmp_path / "run"
-    (run_dir / "notebooks").mkdir(parents=True)
-    sources = [_notebook(tmp_path, "01_leaves.py", LEAVES), _notebook(tmp_path, "08_finds.py", FINDS)]
+def _run_on_pool(sources, run_dir):
+    """Execute ``sources`` on a fresh two-worker pool; the pool (closed) and what was done."""
     pool = KernelPool(ROOT)
     try:
         done = execute_notebooks(sources, run_dir, {"config": "c", "run_dir": "r"}, pool, workers=2,
                                  progress=False)
     finally:
         pool.close()
+    return pool, done
+
+
+def test_a_reused_kernel_shows_the_next_notebook_nothing_of_the_last(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    sources = [_notebook(tmp_path, "01_leaves.py", LEAVES), _notebook(tmp_path, "08_finds.py", FINDS)]
+    pool, done = _run_on_pool(sources, run_dir)
     assert done.error is None and done.notebooks == ["01_leaves", "08_finds"]
     assert pool.kernel_starts == 1  # 01 and 08 are stages of their own: one kernel for both
     nb = nbformat.read(run_dir / "notebooks" / "08_finds.ipynb", as_version=4)
@@ -127,12 +133,7 @@ def test_a_notebook_that_fails_side_by_side_fails_the_run_with_its_own_error(tmp
     broken = quiet.replace("1 + 1", 'raise RuntimeError("deliberate failure in 03")')
     sources = [_notebook(tmp_path, "02_fine.py", quiet), _notebook(tmp_path, "03_broken.py", broken),
                _notebook(tmp_path, "04_fine.py", quiet), _notebook(tmp_path, "08_after.py", quiet)]
-    pool = KernelPool(ROOT)
-    try:
-        done = execute_notebooks(sources, run_dir, {"config": "c", "run_dir": "r"}, pool, workers=2,
-                                 progress=False)
-    finally:
-        pool.close()
+    pool, done = _run_on_pool(sources, run_dir)
     assert done.error.startswith("03_broken: PapermillExecutionError") and "deliberate failure" in done.error
     assert pool.kernel_starts == 2
     assert "08_after" not in done.notebooks  # nothing starts after a failure
