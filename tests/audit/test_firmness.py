@@ -11,8 +11,8 @@ from analysis.audit.firmness import (
     alternatives,
     assess_firmness,
     firmness_words,
-    linear_estimand,
 )
+from analysis.audit.firmness_bootstrap import linear_estimand
 from analysis.config import PainModelOptions, parse_config
 from analysis.endpoints.pain import fit_pain_model
 from analysis.models.resample import (

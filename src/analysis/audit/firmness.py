@@ -29,7 +29,7 @@ import math
 from analysis.audit.claims import ClaimsFile, ResultsBundle, fit_claim_models
 from analysis.audit.estimands import estimate_claim
 from analysis.audit.estimate import NotTestable
-from analysis.audit.firmness_bootstrap import bootstrap_verdicts, linear_estimand  # noqa: F401
+from analysis.audit.firmness_bootstrap import bootstrap_verdicts
 from analysis.audit.verdicts import audit_estimates
 
 FIRM_SHARE = 0.9

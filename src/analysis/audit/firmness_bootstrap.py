@@ -38,6 +38,7 @@ from analysis.models.resample import (
     patient_ids,
     resampled_betas,
     resampled_fit,
+    weights_of,
 )
 
 LMM_MODELS = ("pain", "moderator", "strength")
@@ -96,7 +97,6 @@ class _Resampler:
 
     def __init__(self, bundle: ResultsBundle, cfg, W, patient_ids):
         self.bundle, self.cfg, self.W, self.ids = bundle, cfg, W, patient_ids
-        self.position = {p: j for j, p in enumerate(patient_ids)}
         self.lmm: dict = {}
 
     def __call__(self, claim, est: Estimate, key):
@@ -110,8 +110,8 @@ class _Resampler:
             return _wald_intervals(diff, se, est, alpha)
         if key[0] in LMM_MODELS:
             if key not in self.lmm:
-                cols = [self.position[p] for p in patient_ids(result.fit)]
-                self.lmm[key] = resampled_betas(result.fit, self.W[:, cols])
+                W = weights_of(self.W, self.ids, patient_ids(result.fit))
+                self.lmm[key] = resampled_betas(result.fit, W)
             L, base = linear_estimand(claim, self.bundle, self.cfg, key)
             betas, vcovs = self.lmm[key]
             se = np.sqrt(np.einsum("p,bpq,q->b", L, vcovs, L))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.models.resample import weights_of
 from analysis.models.resample_gee import resampled_gee
 from analysis.models.resample_glmm import resampled_glmm
 
@@ -43,9 +44,7 @@ def resampled_log_rate_ratios(result, estimand: str, arm: str, weights, patient_
     design, fit = result.fits[estimand]
     term = f"{arm_col}[T.{arm}]"
     j = list(design.X.columns).index(term)
-    position = {p: k for k, p in enumerate(patient_ids)}
-    fitted = np.unique(np.asarray(design.groups))
-    W = np.asarray(weights, float)[:, [position[p] for p in fitted]]
+    W = weights_of(weights, patient_ids, np.unique(np.asarray(design.groups)))
     args = (design.y, design.X.to_numpy(float), design.offset, design.groups)
     if estimand == "population_averaged":
         betas, vcovs = resampled_gee(*args, fit.coef, fit.working_correlation, fit.family,

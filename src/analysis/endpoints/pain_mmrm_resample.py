@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.endpoints.pain_mmrm import VISIT, visit_label
 from analysis.models.mmrm_lsmeans import lsmean_rows
+from analysis.models.resample import weights_of
 
 
 def resampled_mmrm_differences(result, arm: str, week: float, weights, patient_ids,
@@ -62,8 +63,7 @@ def resampled_mmrm_differences(result, arm: str, week: float, weights, patient_i
         S_inv = np.linalg.inv(sigma[np.ix_(visit[rows], visit[rows])])
         A[k] = X[rows].T @ S_inv @ X[rows]
         b[k] = X[rows].T @ S_inv @ y[rows]
-    position = {q: j for j, q in enumerate(patient_ids)}
-    W = np.asarray(weights, float)[:, [position[q] for q in order]]
+    W = weights_of(weights, patient_ids, order)
     inv = np.linalg.inv(np.einsum("bm,mpq->bpq", W, A))
     betas = np.einsum("bpq,bq->bp", inv, W @ b)
     grid, rows = lsmean_rows(fit, (VISIT, arm_col))

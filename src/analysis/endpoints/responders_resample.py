@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from analysis.models.resample import weights_of
+
 
 def resampled_differences(result, arm: str, weights, patient_ids, alpha: float = 0.05
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -36,8 +38,7 @@ def resampled_differences(result, arm: str, weights, patient_ids, alpha: float =
         Assessable patients (with multiplicity) of the arm and the control.
     """
     pts = result.patients
-    position = {p: k for k, p in enumerate(patient_ids)}
-    W = np.asarray(weights, float)[:, [position[p] for p in pts["patient_id"]]]
+    W = weights_of(weights, patient_ids, pts["patient_id"])
     assessable = pts["assessable"].to_numpy(bool)
     responder = pts["responder"].fillna(False).to_numpy(bool) & assessable
     counts = []

@@ -122,6 +122,13 @@ def patient_ids(fit) -> list:
     return [lab[-1] if isinstance(lab, tuple) else lab for lab in fit.design.patient_labels]
 
 
+def weights_of(weights, patient_ids, wanted) -> np.ndarray:
+    """The columns of ``weights`` (B, n; one per patient of ``patient_ids``) for the patients
+    ``wanted``, in that order: the resample multiplicities a fit's own patients take."""
+    position = {p: j for j, p in enumerate(patient_ids)}
+    return np.asarray(weights, float)[:, [position[p] for p in wanted]]
+
+
 def resampled_fit(fit, beta: np.ndarray, vcov: np.ndarray):
     """A copy of ``fit`` with fixed effects ``beta`` and covariance ``vcov`` (normal intervals)."""
     fe = fit.fixed_effects.copy()
