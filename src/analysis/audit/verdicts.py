@@ -219,8 +219,9 @@ AUDIT_COLUMNS = [
 #: Columns :func:`analysis.audit.firmness.assess_firmness` adds (docs/claims.md, "Firmness").
 FIRMNESS_COLUMNS = ["firmness", "share_alternatives", "share_resamples", "alternatives"]
 
-# (word when the outcome goes up, word when it goes down, noun) for the units label
-_WORDS = {"episodes": ("more", "fewer", "episodes"), "pain": ("more", "less", "pain"),
+#: (word when the outcome goes up, word when it goes down, noun) per claim outcome: the units
+#: label here and the claim sentences of analysis.report.wording
+CLAIM_WORDS = {"episodes": ("more", "fewer", "episodes"), "pain": ("more", "less", "pain"),
           "strength": ("more", "less", "strength"), "responders": ("more", "fewer", "responders")}
 
 
@@ -334,7 +335,7 @@ def _in_units(est: Estimate | None, claim: Claim, alpha: float | None = None) ->
 
 def units_label(claim: Claim, scale: str) -> str:
     """What the numbers of a row mean, e.g. ``percent fewer episodes``."""
-    up, down, noun = _WORDS[claim.outcome]
+    up, down, noun = CLAIM_WORDS[claim.outcome]
     unit = {"ratio": "percent", "difference": "points",
             "proportion_difference": "percentage points"}[scale]
     return f"{unit} {up if claim_sign(claim) > 0 else down} {noun}"

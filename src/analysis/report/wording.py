@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from analysis.audit.verdicts import CLAIM_WORDS
 from analysis.report.numbers import (
     NO_CLEAR,
     amount,
@@ -93,9 +94,6 @@ __all__ = ["NO_CLEAR", "certainty", "difference_sentence", "headline", "percent_
 
 # --- claims ------------------------------------------------------------------------------------
 
-#: (word when the outcome goes up, word when it goes down, noun) per claim outcome
-CLAIM_WORDS = {"episodes": ("more", "fewer", "episodes"), "pain": ("more", "less", "pain"),
-               "strength": ("more", "less", "strength"), "responders": ("more", "fewer", "responders")}
 _KIND = {"ratio": "percent", "difference": "points", "proportion_difference": "pp"}
 
 
