@@ -14,6 +14,8 @@ All tests here are regression tests against R; parameter recovery is in tests/en
 """
 
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,3 +120,87 @@ def test_offset_enters_the_mean(epil):
     base = fit_count_gee(y, X, offset, subject, family="poisson")
     assert shifted.coef[0] == pytest.approx(base.coef[0] - np.log(14.0), abs=1e-7)
     np.testing.assert_allclose(shifted.coef[1:], base.coef[1:], atol=1e-7)
+
+
+# --- the vectorised GEE against statsmodels' GEE, the algorithm it re-implements -------------
+# Oracle: statsmodels 0.15 ``GEE(y, X, groups, offset, family, Exchangeable()).fit(ddof_scale=0,
+# ctol=1e-10, maxiter=200)``, the call fit_count_gee made before it was vectorised; the two share
+# no code (statsmodels loops over clusters with Exchangeable.covariance_matrix_solve and
+# Exchangeable.update).
+
+def _statsmodels_gee(y, X, offset, groups, family, nb_alpha):
+    fam = (sm.families.Poisson() if family == "poisson"
+           else sm.families.NegativeBinomial(alpha=nb_alpha))
+    model = sm.GEE(y, X, groups=groups, offset=offset, family=fam,
+                   cov_struct=sm.cov_struct.Exchangeable())
+    res = model.fit(ddof_scale=0, ctol=1e-10, maxiter=200)
+    mu = np.asarray(res.fittedvalues)
+    phi = np.sum((y - mu) ** 2 / fam.variance(mu)) / len(y)
+    return res, float(model.cov_struct.dep_params), phi
+
+
+def _unequal_clusters(seed=3):
+    """A simulated log: 150 patients with 1-9 visits each (patient 0 has exactly one), varying
+    exposure, two arms, a covariate and a gamma frailty (overdispersed, correlated counts)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 10, size=150)
+    sizes[0] = 1
+    groups = np.repeat(np.arange(150), sizes)
+    arm = np.repeat(rng.integers(0, 2, size=150), sizes).astype(float)
+    x = rng.normal(size=len(groups))
+    offset = np.log(rng.uniform(7, 28, size=len(groups)))
+    frailty = np.repeat(rng.gamma(2.0, 0.5, size=150), sizes)
+    mu = np.exp(-2.0 - 0.4 * arm + 0.3 * x + offset) * frailty
+    y = rng.poisson(mu).astype(float)
+    X = np.column_stack([np.ones(len(y)), arm, x])
+    # shuffle the rows: a patient's visits need not be adjacent
+    order = rng.permutation(len(y))
+    return y[order], X[order], offset[order], groups[order]
+
+
+@pytest.mark.parametrize("data", ["epil", "unequal"])
+@pytest.mark.parametrize("family", ["poisson", "negative_binomial"])
+def test_vectorised_gee_equals_statsmodels_gee(epil, data, family):
+    y, X, offset, groups = epil if data == "epil" else _unequal_clusters()
+    if data == "unequal":
+        assert np.min(np.bincount(groups)) == 1 and np.max(np.bincount(groups)) > 5
+    fit = fit_count_gee(y, X, offset, groups, family=family)
+    res, rho, phi = _statsmodels_gee(y, X, offset, groups, family, fit.nb_alpha)
+    np.testing.assert_allclose(fit.coef, res.params, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(fit.cov, res.cov_robust, rtol=1e-8, atol=1e-14)
+    assert fit.working_correlation == pytest.approx(rho, rel=1e-8)
+    assert fit.dispersion == pytest.approx(phi, rel=1e-8)
+    # statsmodels' last score (fit_history), not incorporating the scale, and its convergence
+    assert fit.converged == bool(res.converged) is True
+    last_score = np.max(np.abs(res.fit_history["score"][-1]))
+    assert fit.gradient_norm < 1e-9 and last_score < 1e-9
+    assert fit.n_groups == len(np.unique(groups)) and fit.n_obs == len(y)
+
+
+def test_vectorised_gee_iterates_as_statsmodels():
+    # Same iteration, not only the same fixed point: stopped after k steps, the estimates agree.
+    y, X, offset, groups = _unequal_clusters()
+    for k in (2, 3, 4):
+        fit = fit_count_gee(y, X, offset, groups, family="poisson", maxiter=k)
+        res = _statsmodels_gee_steps(y, X, offset, groups, k)
+        np.testing.assert_allclose(fit.coef, res.params, rtol=1e-9)
+        np.testing.assert_allclose(fit.cov, res.cov_robust, rtol=1e-8)
+        assert not fit.converged
+        assert "Iteration limit reached prior to convergence" in fit.warnings
+
+
+def _statsmodels_gee_steps(y, X, offset, groups, k):
+    model = sm.GEE(y, X, groups=groups, offset=offset, family=sm.families.Poisson(),
+                   cov_struct=sm.cov_struct.Exchangeable())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # IterationLimitWarning
+        res = model.fit(ddof_scale=0, ctol=1e-10, maxiter=k)
+    assert not res.converged
+    return res
+
+
+def test_gee_refuses_data_without_any_pair():
+    y = np.array([1.0, 2.0, 0.0])
+    X = np.column_stack([np.ones(3), [0.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match="no patient has two visits"):
+        fit_count_gee(y, X, np.zeros(3), np.array([1, 2, 3]), family="poisson")

@@ -63,9 +63,11 @@ RATE_RATIO_COLUMNS = ["estimand", "family", "arm", "term", "estimate", "std_erro
                       "percent_reduction_low", "percent_reduction_high", "status"]
 #: Engine labels written to results.json (fit health). A label, not an import path: the Laplace
 #: GLMM keeps the name it had before the package was split into stages (it is
-#: :mod:`analysis.models.glmm_counts`), so results.json did not change with the layout.
+#: :mod:`analysis.models.glmm_counts`), so results.json did not change with the layout. The GEE
+#: was statsmodels' until it was vectorised in :mod:`analysis.models.gee_counts` (the same
+#: iteration and fixed point, statsmodels kept as the test oracle).
 ENGINES = {"patient_level": "analysis.glmm_counts (Laplace ML)",
-           "population_averaged": "statsmodels-GEE"}
+           "population_averaged": "analysis.gee_counts (exchangeable GEE)"}
 
 
 @dataclass

@@ -42,7 +42,9 @@ class FitHealth:
     Attributes
     ----------
     engine : str
-        ``statsmodels`` (MixedLM, polished on lme4's criterion), ``statsmodels-GEE`` or ``""``.
+        ``statsmodels`` (MixedLM, polished on lme4's criterion), ``statsmodels-GEE`` or ``""``
+        for the LMM; the episode count models label theirs
+        (:data:`analysis.endpoints.episodes.ENGINES`).
     optimizers_tried, optimizer_used : list of str, str or None
     converged : bool
     singular : bool

@@ -13,7 +13,8 @@ The GEE of :mod:`analysis.models.gee_counts` (log link, variance :math:`v(\mu) =
           H_i = c_1\Big[\sum_j g_{ij}^2 x_{ij} x_{ij}^\top - c_{2i}\, s_i s_i^\top\Big],\qquad
           s_i = \sum_j g_{ij} x_{ij}
 
-(the scale :math:`\phi` and :math:`c_1` cancel from the steps and the sandwich). A resample with patient multiplicities :math:`w_i` (a patient
+(the scale :math:`\phi` and :math:`c_1` cancel from the steps and the sandwich; the pieces are
+:mod:`analysis.models.gee_score`, shared with the fit). A resample with patient multiplicities :math:`w_i` (a patient
 drawn twice counts as two clusters) solves :math:`\sum_i w_i U_i(\beta) = 0` by Fisher scoring
 from the full-data :math:`\hat\beta`, :math:`\beta \leftarrow \beta + (\sum_i w_i H_i)^{-1}
 \sum_i w_i U_i`, with :math:`\rho` and the NB2 :math:`\alpha` held at their full-data values: the
@@ -31,26 +32,17 @@ Liang KY, Zeger SL (1986) Biometrika 73:13-22.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
+
+from analysis.models.gee_score import (
+    exchangeable_c2,
+    information,
+    outer_sum,
+    patient_indicator,
+    patient_scores,
+)
 
 #: resamples handled at once: about this many (visit, resample) cells in memory
 CHUNK_CELLS = 4_000_000
-
-
-def _variance(mu, family, nb_alpha):
-    return mu if family == "poisson" else mu + nb_alpha * mu ** 2
-
-
-def _pieces(beta, y, X, offset, P, c2, family, nb_alpha):
-    """Per-patient scores ``U`` and sums ``s`` (both (m, B, p)) and ``g`` (n, B) at ``beta`` (B, p)."""
-    mu = np.exp(X @ beta.T + offset[:, None])          # (n, B)
-    sd = np.sqrt(_variance(mu, family, nb_alpha))
-    g = mu / sd
-    ge = g * (y[:, None] - mu) / sd
-    esum = P @ ((y[:, None] - mu) / sd)                 # (m, B)
-    s = np.stack([P @ (g * X[:, [k]]) for k in range(X.shape[1])], axis=2)
-    U = np.stack([P @ (ge * X[:, [k]]) for k in range(X.shape[1])], axis=2)
-    return U - c2[:, None, None] * s * esum[:, :, None], s, g
 
 
 def resampled_gee(y, X, offset, groups, coef, rho: float, family: str = "poisson",
@@ -89,9 +81,8 @@ def resampled_gee(y, X, offset, groups, coef, rho: float, family: str = "poisson
     W = np.atleast_2d(np.asarray(weights, float))
     if W.shape[1] != m:
         raise ValueError(f"weights must be (B, {m}), got {W.shape}")
-    P = sparse.csr_matrix((np.ones(len(y)), (codes, np.arange(len(y)))), shape=(m, len(y)))
-    sizes = np.bincount(codes, minlength=m).astype(float)
-    c2 = rho / (1 + (sizes - 1) * rho)
+    P = patient_indicator(codes, m)
+    c2 = exchangeable_c2(np.bincount(codes, minlength=m), rho)
     p = X.shape[1]
     chunk = max(1, CHUNK_CELLS // max(1, len(y)))
     betas = np.empty((W.shape[0], p))
@@ -104,21 +95,10 @@ def resampled_gee(y, X, offset, groups, coef, rho: float, family: str = "poisson
     return betas, vcovs
 
 
-def _outer_sum(w, a, b):
-    """sum_m w[m, b] a[m, b, :] b[m, b, :]' for every resample b: (B, p, p)."""
-    p = a.shape[2]
-    out = np.empty((a.shape[1], p, p))
-    for j in range(p):
-        wa = w * a[:, :, j]
-        for k in range(j, p):
-            out[:, j, k] = out[:, k, j] = np.einsum("mb,mb->b", wa, b[:, :, k])
-    return out
-
-
 def _information(Wc, s, g, XX, codes, c2):
     p = s.shape[2]
     first = ((Wc[:, codes] * (g ** 2).T) @ XX).reshape(-1, p, p)    # sum_j w g^2 x x'
-    return first - _outer_sum(Wc.T * c2[:, None], s, s)
+    return information(first, s, Wc.T * c2[:, None])
 
 
 def _inverse(H):
@@ -138,14 +118,14 @@ def _solve(Wc, coef, y, X, offset, P, codes, c2, family, nb_alpha, max_steps, to
     beta = np.tile(coef, (Wc.shape[0], 1))
     XX = (X[:, :, None] * X[:, None, :]).reshape(len(X), -1)
     for _ in range(max_steps):
-        U, s, g = _pieces(beta, y, X, offset, P, c2, family, nb_alpha)
+        U, s, g = patient_scores(beta, y, X, offset, P, c2, family, nb_alpha)
         inv = _inverse(_information(Wc, s, g, XX, codes, c2))
         step = np.einsum("bpq,bq->bp", inv, np.einsum("mb,mbp->bp", Wc.T, U, optimize=True))
         beta = beta + np.nan_to_num(step)
         if not np.nanmax(np.abs(step), initial=0.0) > tol:
             break
-    U, s, g = _pieces(beta, y, X, offset, P, c2, family, nb_alpha)
+    U, s, g = patient_scores(beta, y, X, offset, P, c2, family, nb_alpha)
     inv = _inverse(_information(Wc, s, g, XX, codes, c2))
-    meat = _outer_sum(Wc.T, U, U)
+    meat = outer_sum(Wc.T, U, U)
     beta[np.isnan(inv[:, 0, 0])] = np.nan
     return beta, inv @ meat @ inv
