@@ -9,9 +9,10 @@
 # ---
 
 # %% [markdown]
-# # 3. Pain: did the treatments ease it?
-# Each patient's pain is followed over the weeks, and each treatment is compared with the
-# comparison group at the same week. The lines show what the model expects for a typical patient;
+# # 3. The main outcome: did the treatments improve it?
+# Each patient's outcome (pain, unless the run config names another: its name is on every figure
+# and sentence below) is followed over time, and each treatment is compared with the comparison
+# group at the same time. The lines show what the model expects for a typical patient;
 # the bands show how sure we are (95 % intervals).
 
 # %% [markdown] tags=["researcher-only"]
@@ -41,14 +42,14 @@ out.say()
 # differences, missing-data patterns and tipping-point table follow this trend model's sections.
 
 # %% [markdown]
-# ## Pain over the weeks, each treatment against the comparison group
+# ## The outcome over time, each treatment against the comparison group
 
 # %%
 out.figure("marginal_means")
 
 # %% [markdown]
-# ## Difference in pain against the comparison group, week by week
-# Negative numbers mean less pain than in the comparison group.
+# ## Difference against the comparison group, visit by visit
+# Below zero: lower than in the comparison group (for pain, less pain).
 
 # %%
 out.table("by_week", digits=1)
@@ -66,7 +67,7 @@ out.say_details()
 out.table("contrasts")
 
 # %% [markdown] tags=["researcher-only"]
-# ## Weekly change in pain against the comparison arm
+# ## Change per week against the comparison arm
 
 # %% tags=["researcher-only"]
 out.table("slope_differences", digits=3)
@@ -133,7 +134,7 @@ out.table("correlation_matrix", digits=3)
 
 # %% [markdown] tags=["researcher-only"]
 # ## Dose-response (when `models.dose_response: true`)
-# Change in pain per session of each treatment received, for patients who switch between treatments.
+# Change in the outcome per session of each treatment received, for patients who switch between treatments.
 
 # %% tags=["researcher-only"]
 out.table("dose_response", digits=3)

@@ -9,8 +9,9 @@
 # ---
 
 # %% [markdown]
-# # 4. Knee-pain episodes: fewer flare-ups?
-# Episodes of knee pain are counted between visits and compared per day of follow-up, so patients
+# # 4. Episodes: fewer flare-ups?
+# Episodes (of knee pain, unless the run config names another count: its name is on every figure
+# and sentence below) are counted between visits and compared per day of follow-up, so patients
 # followed for longer are not counted as having more episodes.
 
 # %% [markdown] tags=["researcher-only"]

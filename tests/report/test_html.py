@@ -118,3 +118,43 @@ def test_pain_bands_facet_so_that_no_panel_has_more_than_three(n_treated):
     lines = {ln.get_label(): ln.get_color() for ax in panels for ln in ax.get_lines()}
     assert lines["usual care (comparison)"] == figures.CONTROL_COLOUR
     assert lines["t0"] == colours["t0"]
+
+
+def test_relabelled_outcomes_name_their_pages():
+    # docs/wording.md, "Outcome pages": built-in labels keep the built-in titles and questions
+    from analysis.report.labels import outcome_pages, page_question
+
+    assert outcome_pages(_cfg()) == {}
+    assert page_question("04_episodes") == "Did patients have fewer knee-pain episodes?"
+    fev = _cfg(outcomes={"pain_score": {"label": "FEV1", "better": "higher"},
+                         "episodes": {"label": "Exacerbations", "better": "lower"},
+                         "strength": {"label": "Grip strength"}})
+    pages = outcome_pages(fev)
+    assert page_title("03_pain", pages) == "FEV1"
+    assert page_question("03_pain", pages) == "Did FEV1 improve more with a treatment than without it?"
+    assert page_question("04_episodes", pages) == "Did patients have fewer exacerbations?"
+    # strength's built-in better direction (higher) is kept under the new label
+    assert page_question("05_strength", pages) == "Did grip strength improve with a treatment?"
+    unknown = outcome_pages(_cfg(outcomes={"episodes": {"label": "Falls", "better": "higher"}}))
+    assert unknown["episodes"][1] == "Did patients have more falls?"
+    assert page_title("07_benchmarking", pages) == "Clinic comparison"
+    nav = page_navigation("02_describe", ["02_describe", "03_pain"], "owner", pages)
+    assert nav["next"]["title"] == "FEV1"
+    assert report_header(fev).pages == pages
+
+
+def test_captions_and_claim_nouns_follow_the_labels():
+    from analysis.report.html import FIGURE_CAPTIONS, caption_words
+    from analysis.report.outcome_words import claim_noun
+
+    built_in = {k: v.format(control="usual care", **caption_words(_cfg())) for k, v in FIGURE_CAPTIONS.items()}
+    assert built_in["pain_marginal_means"] == "Pain over the weeks with each treatment, against usual care."
+    assert built_in["episode_rate_ratios"].startswith("Knee-pain episodes with each treatment")
+    own = _cfg(outcomes={"pain_score": {"label": "FEV1"}, "episodes": {"label": "Seizures"}},
+               time_unit="months")
+    words = caption_words(own)
+    assert FIGURE_CAPTIONS["pain_marginal_means"].format(control="placebo", **words) == \
+        "FEV1 over the months with each treatment, against placebo."
+    assert FIGURE_CAPTIONS["episode_rate_ratios"].format(control="placebo", **words).startswith("Seizures with")
+    assert claim_noun(_cfg(), "episodes") is None and claim_noun(_cfg(), "responders") is None
+    assert claim_noun(own, "episodes") == "seizures" and claim_noun(own, "pain") == "FEV1"

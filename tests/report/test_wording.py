@@ -47,6 +47,13 @@ def test_overstated_episodes_claim():
         "well short of the 62 % claimed.")
 
 
+def test_claim_sentence_names_a_relabelled_outcome_by_its_noun():
+    row = row_of(claims_file(), ratio(0.78, 0.66, 0.92))
+    assert claim_sentence(row, when=claim_when("episodes", 0, 12, False), noun="seizures") == (
+        "With deep-tissue massage vs usual care over weeks 0–12: 22 % fewer seizures (8 to 34 %), "
+        "well short of the 62 % claimed.")
+
+
 def test_direction_only_pain_claim_states_the_mcid():
     cf = claims_file(outcome="pain", intervention="foot_massage", measure="direction", value=None)
     row = row_of(cf, difference(-0.34, -0.86, 0.18))

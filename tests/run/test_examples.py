@@ -19,13 +19,14 @@ EXAMPLES = ROOT / "config" / "examples"
 def runs(tmp_path_factory):
     cache = {}
 
-    def run(name: str) -> dict:
+    def run(name: str, folder: bool = False):
+        """The example's results.json (``folder``: its run folder)."""
         if name not in cache:
             out = tmp_path_factory.mktemp(name)
             assert main(["run", "--config", str(EXAMPLES / f"{name}.yaml"), "--out", str(out),
                          "--quiet"]) == 0
-            cache[name] = json.loads((out / "results.json").read_text())
-        return cache[name]
+            cache[name] = out
+        return cache[name] if folder else json.loads((cache[name] / "results.json").read_text())
     return run
 
 
@@ -74,3 +75,16 @@ def test_epil_constants_fit_the_episode_models(runs):
     r = runs("epil_constants")
     assert r["models"]["episodes"]["rate_ratios"]
     assert "Seizures" in sentences(r) and "Knee-pain" not in sentences(r)
+
+
+def test_epil_claims_pages_and_captions_say_seizures(runs):
+    # docs/wording.md, "Outcome pages": a relabelled outcome names its pages, questions, captions
+    # and claim sentences by its label
+    r, out = runs("epil_constants"), runs("epil_constants", folder=True)
+    plain = [c["plain"] for c in r["claims"]]
+    assert len(plain) == 2 and all("seizures" in p and "episodes" not in p for p in plain), plain
+    page = (out / "owner" / "04_episodes.html").read_text(encoding="utf-8")
+    assert "<title>" in page and "Seizures" in page.split("</title>")[0]
+    assert "Did patients have fewer seizures?" in page and "Knee-pain" not in page
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "Did patients have fewer seizures?" in index and "knee-pain" not in index.lower()

@@ -21,7 +21,7 @@ ids, labels) is shown as text, never interpreted as markup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +32,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
 from analysis.config import RunConfig
-from analysis.report.labels import page_question, page_title, treatment_label
+from analysis.report.labels import outcome_pages, page_question, page_title, treatment_label
 
 RESEARCHER_ONLY_TAG = "researcher-only"
 VIEWS = ("owner", "researcher")
@@ -47,6 +47,8 @@ class ReportHeader:
     clinic: str
     period: str
     disclosure: str
+    #: titles and questions of the outcome pages the config relabels (:func:`labels.outcome_pages`)
+    pages: dict = field(default_factory=dict, compare=False)
 
 
 def _month(text: str) -> str:
@@ -95,7 +97,8 @@ def report_header(cfg: RunConfig, validated=None) -> ReportHeader:
     else:
         period = data_period(getattr(validated, "visit_months", None), float(validated.data["week"].max()))
     return ReportHeader(label=cfg.label or cfg.name, clinic=clinic, period=period,
-                        disclosure=disclosure_sentence(cfg.disclosure_threshold))
+                        disclosure=disclosure_sentence(cfg.disclosure_threshold),
+                        pages=outcome_pages(cfg))
 
 
 @lru_cache(maxsize=None)
@@ -127,20 +130,21 @@ def _exporter(view: str) -> HTMLExporter:
     return exporter
 
 
-def _link(stem: str | None, view: str, here: str) -> dict | None:
+def _link(stem: str | None, view: str, here: str, pages: dict | None = None) -> dict | None:
     if stem is None:
         return None
     href = f"{stem}.html" if view == here else f"../{view}/{stem}.html"
-    return {"href": href, "title": page_title(stem)}
+    return {"href": href, "title": page_title(stem, pages)}
 
 
-def page_navigation(stem: str, order: list[str], view: str) -> dict:
-    """Links of one notebook page: dashboard (``root``), previous, next, the other view."""
+def page_navigation(stem: str, order: list[str], view: str, pages: dict | None = None) -> dict:
+    """Links of one notebook page: dashboard (``root``), previous, next, the other view
+    (``pages``: the relabelled outcome pages, :func:`~analysis.report.labels.outcome_pages`)."""
     i = order.index(stem)
     other = "researcher" if view == "owner" else "owner"
     other_title = "Model details (researcher view)" if view == "owner" else "Plain view (for clinic owners)"
-    return {"root": "../", "prev": _link(order[i - 1] if i > 0 else None, view, view),
-            "next": _link(order[i + 1] if i + 1 < len(order) else None, view, view),
+    return {"root": "../", "prev": _link(order[i - 1] if i > 0 else None, view, view, pages),
+            "next": _link(order[i + 1] if i + 1 < len(order) else None, view, view, pages),
             "other": {"href": f"../{other}/{stem}.html", "title": other_title}}
 
 
@@ -166,9 +170,9 @@ def render_notebook_html(notebook_path: Path, run_dir: Path, header: ReportHeade
     for view in VIEWS:
         nb = nbformat.read(notebook_path, as_version=4)
         suffix = "" if view == "owner" else " (researcher view)"
-        nb.metadata["title"] = f"{header.label} — {page_title(stem)}{suffix}"
-        nav = page_navigation(stem, order, view)
-        context = {"header": header, "question": page_question(stem), **nav}
+        nb.metadata["title"] = f"{header.label} — {page_title(stem, header.pages)}{suffix}"
+        nav = page_navigation(stem, order, view, header.pages)
+        context = {"header": header, "question": page_question(stem, header.pages), **nav}
         resources = {"clinic": {
             "view": view, "css": report_css(),
             "header": env.get_template("page_header.html.j2").render(**context),
@@ -198,9 +202,10 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
     summary = (results or {}).get("summary", {})
     control = treatment_label(cfg.control)
     figures = [{"src": _svg_data_uri(run_dir / "figures" / f"{f}.svg"),
-                "caption": FIGURE_CAPTIONS.get(f, "").format(control=control)}
+                "caption": FIGURE_CAPTIONS.get(f, "").format(control=control, **caption_words(cfg))}
                for f in summary.get("figures", []) if (run_dir / "figures" / f"{f}.svg").exists()]
-    pages = [{"stem": nb, "title": page_title(nb), "question": question(nb)} for nb in notebooks]
+    pages = [{"stem": nb, "title": page_title(nb, header.pages), "question": question(nb, header.pages)}
+             for nb in notebooks]
     page = _env().get_template("index.html.j2").render(
         header=header, status=status, error=error, summary=summary,
         claims=[{**c, "rests_on": rests_on(c.get("analysis"))} for c in (results or {}).get("claims", [])],
@@ -211,12 +216,21 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
     return path
 
 
+def caption_words(cfg: RunConfig) -> dict:
+    """The outcome words of :data:`FIGURE_CAPTIONS`: each outcome's word from its label
+    (``Pain``/``Episodes`` at a sentence start), and the report's time unit ("weeks")."""
+    from analysis.report.outcome_words import report_unit, words
+
+    return {"Pain": words(cfg, cfg.models.pain.outcome)["Word"], "Episodes": words(cfg, "episodes")["Word"],
+            "strength": words(cfg, "strength")["word"], "unit": report_unit(cfg)}
+
+
 # What each dashboard figure shows, in words (the figure's own title says what is plotted).
 FIGURE_CAPTIONS = {
     "claims_forest": "Each claim: what the data show (dot and line: the estimate and its 95% interval) "
                      "against what was claimed (diamond).",
-    "pain_marginal_means": "Pain over the weeks with each treatment, against {control}.",
-    "episode_rate_ratios": "Knee-pain episodes with each treatment compared with {control}.",
-    "strength_percent_change": "Change in strength over the follow-up with each treatment.",
+    "pain_marginal_means": "{Pain} over the {unit} with each treatment, against {control}.",
+    "episode_rate_ratios": "{Episodes} with each treatment compared with {control}.",
+    "strength_percent_change": "Change in {strength} over the follow-up with each treatment.",
     "responder_proportions": "Share of patients with relief they would notice.",
 }

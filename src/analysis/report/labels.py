@@ -91,12 +91,58 @@ _PAGES = {
 }
 
 
-def page_title(stem: str) -> str:
-    """'03_pain' -> 'Pain' (an unknown notebook: its name in words)."""
+
+
+def outcome_pages(cfg) -> dict[str, tuple[str, str]]:
+    """Title and question of each page about one outcome whose label the run config changes.
+
+    Rule (docs/wording.md, "Page titles"): a page about an outcome that keeps its built-in label
+    keeps the title and question above; a relabelled outcome's page is titled by its label and
+    asks, by the outcome's better direction (higher or lower; not set: "change"):
+
+    - the pain page (``models.pain.outcome``): "Did <word> improve more with a treatment than
+      without it?";
+    - the episodes page: "Did patients have fewer <word>?" (higher is better: "more"; not set:
+      "Did the number of <word> change with a treatment?");
+    - the strength page: "Did <word> improve with a treatment?".
+
+    Returns the pages that differ from the built-in ones, keyed as ``_PAGES``.
+    """
+    from analysis.config import DEFAULT_OUTCOMES, outcome_meta
+    from analysis.report.outcome_words import outcome_word
+
+    pages = {}
+    for key, column in (("pain", cfg.models.pain.outcome), ("episodes", "episodes"),
+                        ("strength", "strength")):
+        meta = outcome_meta(cfg, column)
+        if meta.label == DEFAULT_OUTCOMES.get(column, {}).get("label"):
+            continue
+        word, better = outcome_word(meta.label), meta.better
+        verb = "change" if better is None else "improve"
+        if key == "pain":
+            question = f"Did {word} {verb} more with a treatment than without it?"
+        elif key == "episodes":
+            question = (f"Did the number of {word} change with a treatment?" if better is None else
+                        f"Did patients have {'fewer' if better == 'lower' else 'more'} {word}?")
+        else:
+            question = f"Did {word} {verb} with a treatment?"
+        pages[key] = (meta.label, question)
+    return pages
+
+
+def _page(stem: str, pages: dict | None) -> tuple[str, str] | None:
     key = stem.split("_", 1)[-1]
-    return _PAGES.get(key, (key.replace("_", " ").capitalize(), ""))[0]
+    return (pages or {}).get(key) or _PAGES.get(key)
 
 
-def page_question(stem: str) -> str:
+def page_title(stem: str, pages: dict | None = None) -> str:
+    """'03_pain' -> 'Pain' (an unknown notebook: its name in words); ``pages`` from
+    :func:`outcome_pages` renames the outcome pages."""
+    found = _page(stem, pages)
+    return found[0] if found else stem.split("_", 1)[-1].replace("_", " ").capitalize()
+
+
+def page_question(stem: str, pages: dict | None = None) -> str:
     """The owner's question a page answers ('' for an unknown notebook)."""
-    return _PAGES.get(stem.split("_", 1)[-1], ("", ""))[1]
+    found = _page(stem, pages)
+    return found[1] if found else ""

@@ -44,6 +44,20 @@ def words(cfg, column: str = "pain_score") -> dict:
             "better": meta.better, "mcid": meta.mcid}
 
 
+def claim_noun(cfg, outcome: str) -> str | None:
+    """The noun a claim's sentence names its outcome by (``pain``, ``episodes``, ``strength``,
+    ``responders``): None, i.e. the built-in word of ``audit.verdicts.CLAIM_WORDS``, while the
+    outcome keeps its built-in label; else the word of the label the run config gives it
+    ("seizures", "FEV1"). Responders are always "responders"."""
+    from analysis.config import DEFAULT_OUTCOMES
+
+    column = {"pain": cfg.models.pain.outcome, "episodes": "episodes", "strength": "strength"}.get(outcome)
+    if column is None:
+        return None
+    label = outcome_meta(cfg, column).label
+    return None if label == DEFAULT_OUTCOMES.get(column, {}).get("label") else outcome_word(label)
+
+
 def report_unit(cfg) -> str:
     return cfg.report_unit or cfg.time_unit
 

@@ -101,7 +101,7 @@ def _natural(row_value, sign: int) -> float:
     return float("nan") if missing(row_value) else sign * float(row_value)
 
 
-def claim_sentence(row: dict, mcid: float | None = None, when: str = "") -> str:
+def claim_sentence(row: dict, mcid: float | None = None, when: str = "", noun: str | None = None) -> str:
     """One sentence for a clinic owner: size, interval, MCID (pain), and how it meets the claim.
 
     Parameters
@@ -113,10 +113,14 @@ def claim_sentence(row: dict, mcid: float | None = None, when: str = "") -> str:
         The outcome's MCID in its unit (pain points); None for outcomes without one.
     when : str
         The claim's time frame in words (" at week 12", " from week 4 to 12", "").
+    noun : str or None
+        The outcome's word when the run config relabels it ("seizures";
+        :func:`analysis.report.outcome_words.claim_noun`); None: the built-in word.
     """
     if row["verdict"] == "not testable":
         return f"This claim cannot be checked with these data: {row['reason']}."
-    up, down, noun = CLAIM_WORDS[row["outcome"]]
+    up, down, built_in = CLAIM_WORDS[row["outcome"]]
+    noun = noun or built_in
     sign = 1 if row["direction"] == "increase" else -1
     kind = _KIND[row["scale"]]
     arm = pretty_arm(row["intervention"]).replace("deep tissue", "deep-tissue")

@@ -11,6 +11,7 @@ from analysis.audit.verdicts import audit_claims, records
 from analysis.config import outcome_meta
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
+from analysis.report.outcome_words import claim_noun
 from analysis.report.wording import claim_sentence, claim_when
 
 SHOWN = ["id", "text", "verdict", "estimand", "estimate", "conf_low", "conf_high", "claimed", "units",
@@ -31,7 +32,8 @@ def run(ctx: RunContext) -> Section:
     mcid = meta.mcid.points if meta.mcid is not None else None
     frames = {c.id: bundle.frame(c) for c in claims.claims}
     audit["plain"] = [claim_sentence(r, mcid if r["outcome"] == "pain" else None,
-                                     claim_when(r["outcome"], *frames[r["id"]][:2], c.window is not None))
+                                     claim_when(r["outcome"], *frames[r["id"]][:2], c.window is not None),
+                                     noun=claim_noun(cfg, r["outcome"]))
                       for r, c in zip(audit.to_dict(orient="records"), claims.claims)]
     rows, boot = assess_firmness(ctx.visits(), claims, cfg, bundle, claims.firmness.resamples, seed=cfg.seed)
     for col in ("firmness", "share_alternatives", "share_resamples", "alternatives"):
