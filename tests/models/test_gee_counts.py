@@ -204,3 +204,29 @@ def test_gee_refuses_data_without_any_pair():
     X = np.column_stack([np.ones(3), [0.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="no patient has two visits"):
         fit_count_gee(y, X, np.zeros(3), np.array([1, 2, 3]), family="poisson")
+
+
+@pytest.mark.parametrize("data", ["epil", "unequal"])
+def test_nb_alpha_newton_from_moments_equals_bfgs_path(epil, data):
+    # The warm-started Newton (default) against BFGS from statsmodels' start + Newton polish,
+    # the path estimate_nb_alpha took first; both statsmodels' NB2 likelihood, same maximum.
+    y, X, offset, _ = epil if data == "epil" else _unequal_clusters()
+    fast, notes = estimate_nb_alpha(y, X, offset)
+    slow, slow_notes = estimate_nb_alpha(y, X, offset, method="bfgs")
+    assert fast == pytest.approx(slow, rel=1e-10)
+    assert notes == slow_notes == []
+
+
+def test_nb_alpha_falls_back_to_bfgs_without_overdispersion():
+    # Under-dispersed counts: the moment start of alpha is negative, so the BFGS path is used.
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.ones(400), rng.normal(size=400)])
+    y = rng.binomial(6, 0.5, size=400).astype(float)
+    fast, _ = estimate_nb_alpha(y, X, np.zeros(400))
+    slow, _ = estimate_nb_alpha(y, X, np.zeros(400), method="bfgs")
+    assert fast == slow
+
+
+def test_nb_alpha_refuses_unknown_method(epil):
+    with pytest.raises(ValueError, match="method must be"):
+        estimate_nb_alpha(*epil[:3], method="nelder-mead")
