@@ -186,6 +186,35 @@ def test_every_page_in_chromium(demo_report, visited):
     assert not problems, "\n".join(problems)
 
 
+_CLAIM_CELLS = """
+const vw = document.documentElement.clientWidth;
+return [...document.querySelectorAll('table.claims tbody tr')].map(tr =>
+  [...tr.children].map(td => { const r = td.getBoundingClientRect();
+    return {label: td.dataset.label, width: r.width / vw, top: r.top}; }));
+"""
+
+
+def test_claims_table_is_a_table_on_a_desktop_and_cards_on_a_phone(demo_report, browser):
+    """At 390 px every claim is a card, one labelled line per column, each line at least 80 % of
+    the screen wide (the five-column table squeezed "What the data show" to a word per line); at
+    1280 px it stays one row per claim."""
+    for width in WIDTHS.values():
+        open_page(browser, demo_report / "index.html", width)
+        rows = browser.execute_script(_CLAIM_CELLS)
+        assert rows and all(len(r) == 5 for r in rows)
+        assert [c["label"] for c in rows[0]] == ["Claim", "Verdict", "How firm", "What the data show",
+                                                 "What it rests on"]
+        for cells in rows:
+            tops = [c["top"] for c in cells]
+            if width == WIDTHS["phone"]:
+                assert min(c["width"] for c in cells) >= 0.8, cells
+                assert tops == sorted(tops) and len(set(tops)) == 5, cells  # stacked
+            else:
+                assert max(tops) - min(tops) < 1, cells  # one row
+    text = open_page(browser, demo_report / "index.html", WIDTHS["phone"])["text"]
+    assert "What the data show" in text  # each card line names its column
+
+
 # -- the checks fail when what they guard against is put back --------------------------------------
 
 def test_jargon_put_back_into_an_owner_page_is_flagged(demo_report, browser, tmp_path):
