@@ -248,3 +248,15 @@ def test_records_are_json_ready():
     out = records(audit_estimates(claims_file(claim()), ["no patients in arm 'x'"]))
     assert out[0]["verdict"] == NOT_TESTABLE and out[0]["mde"] is None
     assert isinstance(pd.Series(out[0]).to_dict(), dict)
+
+
+def test_units_label_takes_a_relabelled_outcomes_word_and_unit():
+    from analysis.audit.verdicts import units_label
+
+    episodes = claims_file(claim()).claims[0]
+    assert units_label(episodes, "ratio") == "percent fewer episodes"
+    assert units_label(episodes, "ratio", "seizures") == "percent fewer seizures"
+    pain = claims_file(claim(outcome="pain", measure="direction", direction="increase",
+                             value=None)).claims[0]
+    assert units_label(pain, "difference") == "points more pain"
+    assert units_label(pain, "difference", "FEV1", "L") == "L more FEV1"

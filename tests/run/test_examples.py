@@ -83,6 +83,7 @@ def test_epil_claims_pages_and_captions_say_seizures(runs):
     r, out = runs("epil_constants"), runs("epil_constants", folder=True)
     plain = [c["plain"] for c in r["claims"]]
     assert len(plain) == 2 and all("seizures" in p and "episodes" not in p for p in plain), plain
+    assert {c["units"] for c in r["claims"]} == {"percent fewer seizures"}
     page = (out / "owner" / "04_episodes.html").read_text(encoding="utf-8")
     assert "<title>" in page and "Seizures" in page.split("</title>")[0]
     assert "Did patients have fewer seizures?" in page and "Knee-pain" not in page

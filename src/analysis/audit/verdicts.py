@@ -333,10 +333,13 @@ def _in_units(est: Estimate | None, claim: Claim, alpha: float | None = None) ->
             "conf_high": units[2], "effect_low": low, "effect_high": high}
 
 
-def units_label(claim: Claim, scale: str) -> str:
-    """What the numbers of a row mean, e.g. ``percent fewer episodes``."""
-    up, down, noun = CLAIM_WORDS[claim.outcome]
-    unit = {"ratio": "percent", "difference": "points",
+def units_label(claim: Claim, scale: str, noun: str | None = None, points: str | None = None) -> str:
+    """What the numbers of a row mean, e.g. ``percent fewer episodes``; ``noun`` and ``points``
+    (the outcome's word and unit when the run config relabels it: ``percent fewer seizures``,
+    ``L more FEV1``) replace the built-in ones."""
+    up, down, built_in = CLAIM_WORDS[claim.outcome]
+    noun = noun or built_in
+    unit = {"ratio": "percent", "difference": points or "points",
             "proportion_difference": "percentage points"}[scale]
     return f"{unit} {up if claim_sign(claim) > 0 else down} {noun}"
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from analysis.audit.claims import fit_claim_models, load_claims
 from analysis.audit.firmness import assess_firmness
-from analysis.audit.verdicts import audit_claims, records
+from analysis.audit.verdicts import audit_claims, records, units_label
 from analysis.config import outcome_meta
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
@@ -16,6 +16,17 @@ from analysis.report.wording import claim_sentence, claim_when
 
 SHOWN = ["id", "text", "verdict", "estimand", "estimate", "conf_low", "conf_high", "claimed", "units",
          "p_holm", "mde", "n_needed_per_arm", "reason"]
+
+
+def relabel(audit: pd.DataFrame, claims, cfg) -> None:
+    """The ``units`` of claims on an outcome the run config relabels, in its own word and unit
+    ("percent fewer seizures"; docs/wording.md, "Outcome pages"), in place."""
+    for i, claim in zip(audit.index, claims.claims):
+        noun, scale = claim_noun(cfg, claim.outcome), audit.at[i, "scale"]
+        if noun is None or not isinstance(scale, str):
+            continue
+        column = cfg.models.pain.outcome if claim.outcome == "pain" else claim.outcome
+        audit.at[i, "units"] = units_label(claim, scale, noun, outcome_meta(cfg, column).unit)
 
 
 def run(ctx: RunContext) -> Section:
@@ -31,6 +42,7 @@ def run(ctx: RunContext) -> Section:
     meta = outcome_meta(cfg, cfg.models.pain.outcome)
     mcid = meta.mcid.points if meta.mcid is not None else None
     frames = {c.id: bundle.frame(c) for c in claims.claims}
+    relabel(audit, claims, cfg)
     audit["plain"] = [claim_sentence(r, mcid if r["outcome"] == "pain" else None,
                                      claim_when(r["outcome"], *frames[r["id"]][:2], c.window is not None),
                                      noun=claim_noun(cfg, r["outcome"]))
