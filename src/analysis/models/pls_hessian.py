@@ -73,7 +73,7 @@ class _Blocks:
     def __init__(self, dev, theta, pc):
         self.dev, self.clinic = dev, dev.clinic
         F, zvz = dev._full_rows(theta, pc)
-        self.F = F
+        self.F, self.zvz_full = F, zvz                                # Z_i'V^-1 W, N_ii
         if self.clinic is None:
             self.M = zvz                                              # N_ii
             return
@@ -90,21 +90,34 @@ class _Blocks:
 
     def apply(self, xp, xc):
         """N (xp, xc)."""
-        out = np.einsum("abm,brm->arm", self.M, xp)
+        out = _left(self.M, xp)
         if self.clinic is None:
             return out, None
-        s = self.csum(np.einsum("am,arm->rm", self.a, xp))            # sum_j a_j'x_j per clinic
+        s = self.csum(sum(self.a[b] * xp[b] for b in range(len(xp))))  # sum_j a_j'x_j per clinic
         cl = self.clinic
         out += self.a[:, None, :] * (xc[:, cl] / self.d[cl] - self.w[cl] * s[:, cl])[None]
         return out, s / self.d + (self.t / self.d) * xc
 
 
+def _left(M, x):
+    """Per patient M_i x_i for batched (q, q, m) M and (q, r, m) x, or a constant (q, q) M."""
+    q = M.shape[0]
+    bcast = (lambda a, b: M[a, b][None]) if M.ndim == 3 else (lambda a, b: M[a, b])
+    return np.stack([sum(bcast(a, b) * x[b] for b in range(q)) for a in range(q)])
+
+
 def _dot(x, y):
     """<x, y> = sum over blocks of x_b' y_b for block vectors of r and s columns: (r, s)."""
-    out = np.einsum("arm,asm->rs", x[0], y[0])
+    out = sum(x[0][a] @ y[0][a].T for a in range(len(x[0])))
     if x[1] is not None:
         out = out + x[1] @ y[1].T
     return out
+
+
+def _vdot(x, y):
+    """Sum of the elementwise products of two block vectors."""
+    out = np.vdot(x[0], y[0])
+    return out + np.vdot(x[1], y[1]) if x[1] is not None else out
 
 
 def vp_hessian(dev, theta, sigma, pc) -> tuple[np.ndarray, np.ndarray]:
@@ -133,14 +146,19 @@ def vp_hessian(dev, theta, sigma, pc) -> tuple[np.ndarray, np.ndarray]:
     def times(alpha, x):
         """Delta~_alpha x for a block vector x."""
         if alpha < n_pat:
-            return (np.einsum("ab,brm->arm", deltas[alpha], x[0]), None if x[1] is None else 0.0 * x[1])
-        return (0.0 * x[0], 2.0 * theta[-1] * x[1])
+            return (_left(deltas[alpha], x[0]), None if x[1] is None else np.zeros_like(x[1]))
+        return (np.zeros_like(x[0]), 2.0 * theta[-1] * x[1])
 
-    dphi = [times(al, phi) for al in range(k)]
     dom = [times(al, om) for al in range(k)]
-    B = [_dot(phi, dphi[al]) for al in range(k)]                        # -dG_xx / dtheta_alpha
-    Ndphi = [nb.apply(*x) for x in dphi]
     Ndom = [nb.apply(*x) for x in dom]
+    # B_alpha = Phi' D~a Phi = -dG_xx/dtheta_alpha from the q x q blocks of sum_i Phi_i[a]' Phi_i[b]
+    gamma = [[phi[0][a] @ phi[0][b].T for b in range(q)] for a in range(q)]
+    B = [sum(D[a, b] * gamma[a][b] for a in range(q) for b in range(q)) for D in deltas]
+    if clinic:
+        B.append(2.0 * theta[-1] * phi[1] @ phi[1].T)
+    # R_i = Phi_i G^-1 Phi_i' (q, q, m): tr(G^-1 Phi' D~a N_d D~b Phi) = sum_i tr(Da M_i Db R_i)
+    gphi = np.stack([Ginv @ xa for xa in phi[0]])
+    R = np.array([[np.einsum("rm,rm->m", gphi[a], phi[0][b]) for b in range(q)] for a in range(q)])
     # tr(N D~a N D~b)
     tNN = np.empty((k, k))
     MD = [np.einsum("abm,bc->acm", nb.M, D) for D in deltas]            # M~_i Delta_alpha
@@ -165,20 +183,34 @@ def vp_hessian(dev, theta, sigma, pc) -> tuple[np.ndarray, np.ndarray]:
     quad = np.empty((k, k))
     trace = tNN.copy()
     phiom = [_dot(phi, x)[:, 0] for x in dom]                           # Phi' D~a omega, (p,)
+    cross = np.zeros((k, k))                                            # tr(G^-1 Phi'Da N Db Phi)
+    if reml:
+        DM = [_left(D, nb.M) for D in deltas]
+        DR = [_left(D, R) for D in deltas]
+        for al in range(n_pat):
+            for be in range(n_pat):
+                cross[al, be] = np.einsum("abm,bam->", DM[al], DR[be])
+        if clinic:  # N's clinic coupling: per-clinic sums s_x = sum_j a_j'x_j of x = D~b Phi, (p, k)
+            Pi = [[nb.csum(nb.a[a] * phi[0][b]) for b in range(q)] for a in range(q)]
+            sx = [sum(D[a, b] * Pi[a][b] for a in range(q) for b in range(q)) for D in deltas]
+            sx.append(np.zeros_like(phi[1]))
+            xc = [np.zeros_like(phi[1])] * n_pat + [2.0 * theta[-1] * phi[1]]
+            for al in range(k):
+                for be in range(k):
+                    cross[al, be] += (np.vdot(Ginv @ sx[al], xc[be] / nb.d - nb.w * sx[be])
+                                      + np.vdot(Ginv @ xc[al], (sx[be] + nb.t * xc[be]) / nb.d))
     for al in range(k):
         for be in range(k):
-            quad[al, be] = _dot(dom[al], Ndom[be])[0, 0] - phiom[al] @ Ginv @ phiom[be]
+            quad[al, be] = _vdot(dom[al], Ndom[be]) - phiom[al] @ Ginv @ phiom[be]
             if reml:
-                cross = np.trace(Ginv @ _dot(dphi[al], Ndphi[be]))
-                cross_t = np.trace(Ginv @ _dot(dphi[be], Ndphi[al]))
-                trace[al, be] += -cross - cross_t + np.trace(Ginv @ B[al] @ Ginv @ B[be])
+                trace[al, be] += (-cross[al, be] - cross[be, al]
+                                  + np.trace(Ginv @ B[al] @ Ginv @ B[be]))
     quad = (quad + quad.T) / 2
     # tr(P~ V_ab) - rho'V_ab rho / sigma^2: the gradient's S at weight 1/sigma^2
     weight = 1.0 / sigma ** 2
-    F, zvz_full = dev._full_rows(theta, pc)
-    S = zvz_full.sum(axis=-1) - weight * np.einsum("am,bm->ab", om[0][:, 0], om[0][:, 0])
+    S = nb.zvz_full.sum(axis=-1) - weight * (om[0][:, 0] @ om[0][:, 0].T)
     if reml:
-        S = S - np.einsum("apm,pr,brm->ab", phi[0], Ginv, phi[0])
+        S = S - R.sum(axis=-1)
     second = np.zeros((k, k))
     for al in range(n_pat):
         for be in range(n_pat):
