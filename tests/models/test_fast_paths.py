@@ -162,3 +162,28 @@ def test_patient_sums_in_blocks_equal_one_reduceat(block, monkeypatch):
     slow = np.stack([np.add.reduceat(Z[:, [a]] * W, starts, axis=0).T for a in range(2)])
     fast = pls_deviance._patient_sums([np.ascontiguousarray(Z[:, a]) for a in range(2)], W, starts)
     assert np.array_equal(fast, slow)
+
+
+def test_cached_design_info_equals_a_fresh_one(data, monkeypatch):
+    """A direct-class formula on Categorical columns reuses the DesignInfo of the same formula and
+    levels: the same columns, names and matrix as patsy builds; other levels get their own."""
+    from analysis.models import design_direct
+
+    monkeypatch.setattr(design_direct, "_SKELETONS", {})
+    formula = "pain_score ~ week * C(arm, Treatment(reference='usual_care')) + sex"
+    d = data.assign(arm=pd.Categorical(data["arm"]), sex=pd.Categorical(data["sex"]))
+    y1, X1, info1 = design_direct.fixed_design(formula, d)
+    assert len(design_direct._SKELETONS) == 1
+    half = d.iloc[::2]
+    y2, X2, info2 = design_direct.fixed_design(formula, half)
+    assert info2 is info1 and len(design_direct._SKELETONS) == 1    # reused
+    y3, X3, info3 = design_direct.fixed_design(formula, half, direct=False)
+    assert info2.column_names == info3.column_names
+    assert np.array_equal(y2, y3) and np.array_equal(X2, X3)
+    three = d[d["arm"] != "orthotics"].assign(arm=lambda f: f["arm"].cat.remove_unused_categories())
+    _, X4, info4 = design_direct.fixed_design(formula, three)
+    assert info4 is not info1 and len(design_direct._SKELETONS) == 2  # other levels, other key
+    assert np.array_equal(X4, design_direct.fixed_design(formula, three, direct=False)[1])
+    text = data.assign(sex=data["sex"].astype(str))
+    design_direct.fixed_design(formula, text)
+    assert len(design_direct._SKELETONS) == 2                       # text levels: never cached

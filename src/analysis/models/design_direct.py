@@ -59,14 +59,40 @@ def fixed_design_plan(fixed: str, df: pd.DataFrame, direct: bool | None = None):
         yv, Xm = patsy.dmatrices(fixed, df, eval_env=env, NA_action="raise")
         return np.asarray(yv, dtype=float).ravel(), np.asarray(Xm, dtype=float), Xm.design_info, False
     outcome, categorical = plan
-    keep = pd.Index([])
-    for col in categorical:  # first row of each level
-        codes = pd.Series(_codes(df[col]))
-        keep = keep.union(df.index[codes.drop_duplicates().index.to_numpy()])
-    _, skeleton = patsy.dmatrices(fixed, df.loc[keep] if len(keep) else df.iloc[:1], eval_env=env,
-                                  NA_action="raise")
-    info = skeleton.design_info
+    key = _skeleton_key(fixed, df, categorical)
+    info = _SKELETONS.get(key) if key is not None else None
+    if info is None:
+        keep = pd.Index([])
+        for col in categorical:  # first row of each level
+            codes = pd.Series(_codes(df[col]))
+            keep = keep.union(df.index[codes.drop_duplicates().index.to_numpy()])
+        _, skeleton = patsy.dmatrices(fixed, df.loc[keep] if len(keep) else df.iloc[:1], eval_env=env,
+                                      NA_action="raise")
+        info = skeleton.design_info
+        if key is not None:
+            if len(_SKELETONS) >= 64:
+                _SKELETONS.clear()
+            _SKELETONS[key] = info
     return df[outcome].to_numpy(float), direct_rows(info, df), info, True
+
+
+#: DesignInfos of direct-class formulas whose categorical columns are all pandas Categoricals.
+_SKELETONS: dict = {}
+
+
+def _skeleton_key(fixed: str, df: pd.DataFrame, categorical) -> tuple | None:
+    """What a direct-class DesignInfo depends on when every categorical column is a pandas
+    Categorical: the formula, which columns are categorical and their levels (patsy takes a
+    Categorical's levels from its categories, whatever rows hold them; numeric columns are one
+    numeric column each, whatever their dtype). None when a categorical column is of another
+    type (its levels would have to be found in the rows)."""
+    levels = []
+    for col in categorical:
+        dtype = df[col].dtype
+        if not isinstance(dtype, pd.CategoricalDtype):
+            return None
+        levels.append((col, bool(dtype.ordered), tuple(dtype.categories), str(dtype.categories.dtype)))
+    return fixed, tuple(levels)
 
 
 def _codes(col: pd.Series) -> np.ndarray:
