@@ -27,9 +27,14 @@ def cfg(**extra):
 
 @pytest.mark.parametrize("label, word", [("Pain", "pain"), ("Throat pain", "throat pain"),
                                          ("FEV1", "FEV1"), ("TWSTRS total", "TWSTRS total"),
-                                         ("BDI-II", "BDI-II")])
+                                         ("BDI-II", "BDI-II"), ("X-ray score", "X-ray score")])
 def test_label_is_lower_cased_only_when_an_ordinary_word(label, word):
+    from analysis.audit.estimands import outcome_in_words
+    from analysis.config import OutcomeMeta
+
     assert outcome_word(label) == word
+    # the estimand texts say it by the same rule (they lower-cased "X-ray score" before)
+    assert outcome_in_words(OutcomeMeta(label=label)) == word
 
 
 def test_defaults_reproduce_pain_0_to_10_lower_is_better():

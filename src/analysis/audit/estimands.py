@@ -43,7 +43,7 @@ import pandas as pd
 from analysis.audit.claims import Claim
 from analysis.audit.estimate import Estimate, NotTestable, _row, _wald, _where, arm_words
 from analysis.audit.model_text import count_words, lmm_result_words
-from analysis.config import outcome_meta
+from analysis.config import outcome_meta, outcome_word
 
 
 def estimate_episodes(claim: Claim, result, primary: str | None = None,
@@ -387,12 +387,10 @@ def estimate_claim(claim: Claim, bundle, cfg) -> Estimate:
 
 
 def outcome_in_words(meta) -> str:
-    """The pain model's outcome as an estimand names it: its ``outcomes:`` label, first letter in
-    lower case unless the label opens with an acronym ("Pain" -> "pain", "Throat pain" -> "throat
-    pain", "FEV1" stays), and its range when known: ``pain (0–10)``, ``TWSTRS total (0–87)``."""
-    label = str(meta.label)
-    if len(label) > 1 and label[0].isupper() and not label[1].isupper():
-        label = label[0].lower() + label[1:]
+    """The pain model's outcome as an estimand names it: its ``outcomes:`` label as a word
+    (:func:`analysis.config.outcome_word`: "Pain" -> "pain", "FEV1" stays), and its range when
+    known: ``pain (0–10)``, ``TWSTRS total (0–87)``."""
+    label = outcome_word(str(meta.label))
     if meta.range is not None:
         label += f" ({meta.range.min:g}–{meta.range.max:g})"
     return label

@@ -36,11 +36,11 @@ from analysis.config.models import (
                                      ResponderOptions,
                                      StrengthModelOptions,
 )
-from analysis.config.outcomes import DEFAULT_OUTCOMES, Mcid, OutcomeMeta, outcome_meta
+from analysis.config.outcomes import DEFAULT_OUTCOMES, Mcid, OutcomeMeta, outcome_meta, outcome_word
 from analysis.config.run import RunConfig
 
 __all__ = ["UNIT_WORD", "WEEKS_PER_UNIT", "BaselineOptions", "ReshapeOptions", "ReshapePattern",
-           "from_weeks", "to_weeks", "DEFAULT_OUTCOMES", "Mcid", "OutcomeMeta", "outcome_meta", "CONSTANT_COLUMNS", "CONTRACT_COLUMNS", "DEFAULT_INTERVENTIONS", "BenchmarkingOptions", "EpisodesModelOptions",
+           "from_weeks", "to_weeks", "DEFAULT_OUTCOMES", "Mcid", "OutcomeMeta", "outcome_meta", "outcome_word", "CONSTANT_COLUMNS", "CONTRACT_COLUMNS", "DEFAULT_INTERVENTIONS", "BenchmarkingOptions", "EpisodesModelOptions",
            "ModelsConfig", "ModeratorOptions", "PainModelOptions", "ReadOptions", "ResponderOptions",
            "RunConfig", "ScaleRange", "StrengthModelOptions", "_format_errors", "load_config",
            "load_yaml", "parse_config"]

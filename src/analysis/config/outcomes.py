@@ -66,6 +66,16 @@ DEFAULT_OUTCOMES: dict[str, dict] = {
 Design = Literal["randomised", "observational"]
 
 
+def outcome_word(label: str) -> str:
+    """An outcome's label as a word inside a sentence: lower-cased when it is an ordinary word
+    ("Pain" -> "pain", "Throat pain" -> "throat pain"), kept when it is an abbreviation or a name
+    ("FEV1", "TWSTRS total", "X-ray score": a label whose second character is not a lower-case
+    letter). The one rule for reports (docs/wording.md) and estimand texts."""
+    if len(label) > 1 and label[0].isupper() and label[1].islower():
+        return label[0].lower() + label[1:]
+    return label
+
+
 def outcome_meta(cfg, column: str) -> OutcomeMeta:
     """The full metadata of ``column`` under run config ``cfg``: its ``outcomes:`` entry over the
     column's defaults, ``range`` from ``scales:`` when not given, strength's unit from

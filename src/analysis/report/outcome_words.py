@@ -15,20 +15,13 @@ and ``design:``. Rules (docs/wording.md, "Outcome, time and design words"):
 
 from __future__ import annotations
 
-from analysis.config import UNIT_WORD, WEEKS_PER_UNIT, from_weeks, outcome_meta
+from analysis.config import UNIT_WORD, WEEKS_PER_UNIT, from_weeks, outcome_meta, outcome_word
 
 OBSERVATIONAL = ("These are observational clinic records: patients were not randomised unless the "
                  "clinic says so, so differences between treatments may partly reflect who chose them.")
 RANDOMISED = ("This is a randomised comparison (design: randomised in the run config): patients were "
               "allocated to treatments at random, so differences between arms estimate the effect of "
               "the treatment allocated, within the uncertainty shown.")
-
-
-def outcome_word(label: str) -> str:
-    """The label as a word inside a sentence."""
-    if len(label) > 1 and label[0].isupper() and label[1].islower():
-        return label[0].lower() + label[1:]
-    return label
 
 
 def words(cfg, column: str = "pain_score") -> dict:
