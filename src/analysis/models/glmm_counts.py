@@ -118,11 +118,13 @@ class CountGlmmFit:
         return np.sqrt(np.diag(self.cov))
 
 
-def _derivs(y, eta, theta, family, lgy1=None, need_theta=False):
+def _derivs(y, eta, theta, family, lgy1=None, need_theta=False, y_levels=None):
     """log p (when ``lgy1`` = log y! is given) and its eta-derivatives 1-3; d/dtheta terms.
 
     The inner Newton only needs the first two derivatives, so the gamma functions (the bulk of
-    the cost) are skipped there.
+    the cost) are skipped there. ``y_levels`` = (distinct counts, index of each visit's count):
+    the gamma functions of y + theta are then taken once per distinct count (counts take few
+    values), the same numbers as elementwise.
     """
     mu = np.exp(eta)
     if family == "poisson":
@@ -132,18 +134,27 @@ def _derivs(y, eta, theta, family, lgy1=None, need_theta=False):
     ytheta = y + theta
     logp = None
     if lgy1 is not None:
-        logp = (special.gammaln(ytheta) - special.gammaln(theta) - lgy1
+        logp = (_of_y_theta(special.gammaln, ytheta, theta, y_levels)
+                - special.gammaln(theta) - lgy1
                 + theta * np.log(theta) + y * eta - ytheta * np.log(tm))
     d1 = theta * (y - mu) / tm
     d2 = -ytheta * theta * mu / tm**2
     d3 = -ytheta * theta * mu * (theta - mu) / tm**3
     dth = None
     if need_theta:
-        dth = (special.digamma(ytheta) - special.digamma(theta) + np.log(theta) + 1
+        dth = (_of_y_theta(special.digamma, ytheta, theta, y_levels) - special.digamma(theta) + np.log(theta) + 1
                - np.log(tm) - ytheta / tm,            # d logp / d theta
                mu * (y - mu) / tm**2,                  # d d1 / d theta
                -mu * (2 * theta * mu + y * mu - y * theta) / tm**3)  # d d2 / d theta
     return logp, d1, d2, d3, dth
+
+
+def _of_y_theta(fun, ytheta, theta, y_levels):
+    """``fun(y + theta)``, evaluated once per distinct count when ``y_levels`` is given."""
+    if y_levels is None:
+        return fun(ytheta)
+    values, index = y_levels
+    return fun(values + theta)[index]
 
 
 class _Laplace:
@@ -153,6 +164,9 @@ class _Laplace:
         self.y, self.X, self.offset, self.group, self.G = y, X, offset, group, n_groups
         self.family = family
         self.lgy1 = special.gammaln(y + 1)
+        values, index = np.unique(y, return_inverse=True)
+        # distinct counts are few (a count is an integer, mostly small): see _derivs
+        self.y_levels = (values, index.ravel()) if len(values) <= len(y) // 4 else None
         self.p = X.shape[1]
         self.u = np.zeros(n_groups)
 
@@ -192,31 +206,31 @@ class _Laplace:
         beta, sigma, theta = self.unpack(par)
         u, lin = self.modes(beta, sigma, theta)
         logp, _, d2, _, _ = _derivs(self.y, lin + sigma * u[self.group], theta, self.family,
-                                    self.lgy1)
+                                    self.lgy1, y_levels=self.y_levels)
         H = 1.0 - sigma**2 * self._sum(d2)
         return float(np.sum(self._sum(logp) - u**2 / 2 - 0.5 * np.log(H)))
 
     def _gradient_terms(self, par):
-        """Log-likelihood and the gradient's pieces: per-visit rows of d/dbeta (``X d1`` and the
-        log-determinant part) and per patient (d/dsigma, sigma) and (d/dtheta, theta), whose
-        products are the derivatives by log sigma and log theta."""
+        """Log-likelihood and the gradient's pieces: per-visit weights ``d1`` and ``w`` of the
+        rows of d/dbeta (``x d1`` and the log-determinant part ``x w``) and per patient
+        (d/dsigma, sigma) and (d/dtheta, theta), whose products are the derivatives by log sigma
+        and log theta."""
         beta, sigma, theta = self.unpack(par)
         u, lin = self.modes(beta, sigma, theta)
         nb = self.family == "negative_binomial"
         logp, d1, d2, d3, dth = _derivs(self.y, lin + sigma * u[self.group], theta, self.family,
-                                        self.lgy1, need_theta=nb)
+                                        self.lgy1, need_theta=nb, y_levels=self.y_levels)
         S1, S2, S3 = self._sum(d1), self._sum(d2), self._sum(d3)
         H = 1.0 - sigma**2 * S2
         ll = float(np.sum(self._sum(logp) - u**2 / 2 - 0.5 * np.log(H)))
         dH_du = -sigma**3 * S3
         # total derivative: df/dp - 1/(2H) * (dH/dp + dH/du * du/dp), du/dp = (d f_u / dp) / H
-        X, g = self.X, self.group
+        g = self.group
         uo = u[g]
         k = 0.5 / H
-        # beta
-        dfu_db = sigma * (X * d2[:, None])
-        dH_db = -sigma**2 * (X * d3[:, None])
-        per_obs = -(k[g])[:, None] * (dH_db + (dH_du / H)[g][:, None] * dfu_db)
+        # beta: d f_u / d beta = sigma x d2 and dH / d beta = -sigma^2 x d3 per visit, so the
+        # log-determinant part of each visit's row is x times this weight (no (n, p) arrays)
+        w = -k[g] * (-sigma**2 * d3 + (dH_du / H)[g] * (sigma * d2))
         # sigma
         df_ds = u * S1
         dfu_ds = S1 + sigma * S2 * u
@@ -228,19 +242,19 @@ class _Laplace:
             dfu_dt = sigma * self._sum(d1th)
             dH_dt = -sigma**2 * self._sum(d2th)
             per_patient.append((df_dt - k * (dH_dt + dH_du * dfu_dt / H), theta))
-        return ll, d1, per_obs, per_patient
+        return ll, d1, w, per_patient
 
     def loglik_grad(self, par):
-        ll, d1, per_obs, per_patient = self._gradient_terms(par)
-        grad_beta = self.X.T @ d1 + per_obs.sum(axis=0)
+        ll, d1, w, per_patient = self._gradient_terms(par)
+        grad_beta = self.X.T @ (d1 + w)
         return ll, np.concatenate([grad_beta] + [[np.sum(t) * f] for t, f in per_patient])
 
     def patient_gradients(self, par) -> np.ndarray:
         """Each patient's term of the gradient, (patients, parameters): the Laplace
         log-likelihood is a sum over patients at fixed (sigma, theta), so weighted sums of these
         rows are a resample's gradient (:mod:`analysis.models.resample_glmm`)."""
-        _, d1, per_obs, per_patient = self._gradient_terms(par)
-        rows = self.X * d1[:, None] + per_obs
+        _, d1, w, per_patient = self._gradient_terms(par)
+        rows = self.X * (d1 + w)[:, None]
         beta = np.column_stack([self._sum(rows[:, j]) for j in range(self.p)])
         return np.column_stack([beta] + [t * f for t, f in per_patient])
 
