@@ -232,17 +232,16 @@ def fit_count_gee(y, X, offset, groups, family="poisson", names=None,
     P = patient_indicator(codes, m)
     beta, start_notes = _glm_start(y, X, offset, family, nb_alpha)
     notes += start_notes
-    rho, updates, score_norm, score = 0.0, 0, -1.0, np.full(X.shape[1], np.nan)
-    for _ in range(maxiter):
+    rho, score_norm, score = 0.0, -1.0, np.full(X.shape[1], np.nan)
+    for step in range(maxiter):  # rho has been updated `step` times
         score, bmat = _score_and_information(beta, rho, y, X, offset, P, sizes, family,
                                              nb_alpha)
         beta = beta + _solve(bmat, score)
         score_norm = float(np.sqrt(np.sum(score ** 2)))
         # statsmodels stops only after the correlation has been updated at least once
-        if score_norm < ctol and updates > 0:
+        if score_norm < ctol and step > 0:
             break
         rho = _exchangeable_rho(beta, y, X, offset, codes, m, n_pairs, family, nb_alpha)
-        updates += 1
     converged = 0 <= score_norm < ctol
     if not converged:
         notes.append("Iteration limit reached prior to convergence")

@@ -118,13 +118,14 @@ class CountGlmmFit:
         return np.sqrt(np.diag(self.cov))
 
 
-def _derivs(y, eta, theta, family, lgy1=None, need_theta=False, y_levels=None):
+def _derivs(y, eta, theta, family, lgy1=None, need_theta=False, y_levels=None, need_d3=True):
     """log p (when ``lgy1`` = log y! is given) and its eta-derivatives 1-3; d/dtheta terms.
 
     The inner Newton only needs the first two derivatives, so the gamma functions (the bulk of
-    the cost) are skipped there. ``y_levels`` = (distinct counts, index of each visit's count):
-    the gamma functions of y + theta are then taken once per distinct count (counts take few
-    values), the same numbers as elementwise.
+    the cost) and, with ``need_d3=False``, the third derivative (None then) are skipped there.
+    ``y_levels`` = (distinct counts, index of each visit's count): the gamma functions of
+    y + theta are then taken once per distinct count (counts take few values), the same
+    numbers as elementwise.
     """
     mu = np.exp(eta)
     if family == "poisson":
@@ -139,11 +140,11 @@ def _derivs(y, eta, theta, family, lgy1=None, need_theta=False, y_levels=None):
                 + theta * np.log(theta) + y * eta - ytheta * np.log(tm))
     d1 = theta * (y - mu) / tm
     d2 = -ytheta * theta * mu / tm**2
-    d3 = -ytheta * theta * mu * (theta - mu) / tm**3
+    d3 = -ytheta * theta * mu * (theta - mu) / tm**3 if need_d3 else None
     dth = None
     if need_theta:
-        dth = (_of_y_theta(special.digamma, ytheta, theta, y_levels) - special.digamma(theta) + np.log(theta) + 1
-               - np.log(tm) - ytheta / tm,            # d logp / d theta
+        dth = (_of_y_theta(special.digamma, ytheta, theta, y_levels) - special.digamma(theta)
+               + np.log(theta) + 1 - np.log(tm) - ytheta / tm,  # d logp / d theta
                mu * (y - mu) / tm**2,                  # d d1 / d theta
                -mu * (2 * theta * mu + y * mu - y * theta) / tm**3)  # d d2 / d theta
     return logp, d1, d2, d3, dth
@@ -184,7 +185,8 @@ class _Laplace:
         lin = self.X @ beta + self.offset
         u = self.u.copy()
         for _ in range(max_iter):
-            _, d1, d2, _, _ = _derivs(self.y, lin + sigma * u[self.group], theta, self.family)
+            _, d1, d2, _, _ = _derivs(self.y, lin + sigma * u[self.group], theta, self.family,
+                                      need_d3=False)
             score = sigma * self._sum(d1) - u
             if not np.all(np.isfinite(score)):
                 self.u = np.zeros(self.G)
@@ -206,7 +208,7 @@ class _Laplace:
         beta, sigma, theta = self.unpack(par)
         u, lin = self.modes(beta, sigma, theta)
         logp, _, d2, _, _ = _derivs(self.y, lin + sigma * u[self.group], theta, self.family,
-                                    self.lgy1, y_levels=self.y_levels)
+                                    self.lgy1, y_levels=self.y_levels, need_d3=False)
         H = 1.0 - sigma**2 * self._sum(d2)
         return float(np.sum(self._sum(logp) - u**2 / 2 - 0.5 * np.log(H)))
 
