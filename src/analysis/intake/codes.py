@@ -14,20 +14,26 @@ import pandas as pd
 
 def distinct(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """Codes and distinct values of a text column (missing read as ""), so that rules run
-    once per distinct value rather than once per row."""
+    once per distinct value rather than once per row.
+
+    The codes keep the column's own integer width (a Categorical's int8/int16/int32 codes are
+    handed on as they are, not copied): they are only ever used to index, never written to.
+    """
     if isinstance(text.dtype, pd.CategoricalDtype):  # the fast reader's columns: codes as read
-        codes = text.cat.codes.to_numpy().astype(np.intp)
+        codes = text.cat.codes.to_numpy()
         uniques = pd.Series(text.cat.categories.to_numpy(dtype=object), dtype=object)
-        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+        missing = bool((codes < 0).any())
+        used = np.bincount(codes[codes >= 0] if missing else codes, minlength=len(uniques)) > 0
         if not used.all():  # rows were taken away: keep only the values some row holds
-            remap = np.cumsum(used) - 1
-            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+            remap = (np.cumsum(used) - 1).astype(codes.dtype)
+            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1) if missing else remap[codes]
             uniques = uniques[used].reset_index(drop=True)
     else:
         codes, uniques = pd.factorize(text)
         uniques = pd.Series(uniques, dtype=object)
-    if (codes < 0).any():
-        codes = np.where(codes < 0, len(uniques), codes)
+        missing = bool((codes < 0).any())
+    if missing:
+        codes = np.where(codes < 0, len(uniques), codes.astype(np.intp))
         uniques = pd.concat([uniques, pd.Series([""], dtype=object)], ignore_index=True)
     return codes, uniques
 
@@ -38,9 +44,14 @@ def text_categorical(codes: np.ndarray, uniques, index=None) -> pd.Series:
     values = np.asarray(uniques, dtype=object)
     values = np.where(pd.isna(values), "", values).astype(object)
     cats, inverse = np.unique(values, return_inverse=True) if len(values) else (values, values)
-    new = inverse.astype(np.int64)[codes] if len(codes) else np.zeros(0, np.int64)
-    if len(cats) and cats[0] == "":  # "" sorts first: it is the missing value
-        new, cats = new - 1, cats[1:]
+    empty_first = bool(len(cats)) and cats[0] == ""  # "" sorts first: it is the missing value
+    # The codes in the width pandas keeps for this many categories (no second copy).
+    width = pd.Categorical.from_codes(np.zeros(0, np.int8),
+                                      pd.RangeIndex(len(cats) - empty_first)).codes.dtype
+    new = inverse.astype(width)[codes] if len(codes) else np.zeros(0, width)
+    if empty_first:
+        new -= 1
+        cats = cats[1:]
     return pd.Series(pd.Categorical.from_codes(new, pd.Index(cats, dtype=object), validate=False),
                      index=index)
 

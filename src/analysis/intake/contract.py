@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from analysis.config import CONTRACT_COLUMNS, RunConfig, outcome_meta, to_weeks
+from analysis.config import CONTRACT_COLUMNS, RunConfig, outcome_meta
 from analysis.errors import ConfigError
-from analysis.intake.codes import as_object_text, codes_of, distinct, text_categorical
+from analysis.intake.codes import codes_of, distinct, text_categorical
 from analysis.intake.textmatch import strip
 
 TEXT_COLUMNS = ("patient_id", "clinic_id", "intervention", "arm", "age_band", "sex", "visit")
@@ -353,52 +353,3 @@ def first_line_of_group(typed: pd.DataFrame, lines: np.ndarray, key: str, pos: n
         ref = line.groupby([typed["patient_id"], typed[key]], sort=False,
                            observed=True).transform("first")
     return ref.to_numpy()[pos]
-
-
-def to_contract_table(typed: pd.DataFrame, layout: Layout, cfg: RunConfig) -> pd.DataFrame:
-    """The validated table: ``week`` and ``visit`` added, dates dropped, sorted by patient, week.
-
-    ``week`` is the time in weeks (``time_unit`` converted; dates: days since the patient's first
-    visit / 7). Text columns stay Categorical (:func:`as_object_text` gives the str form). ``visit`` is the visit number (1 = first), or with ``visits:`` the visit label as
-    an ordered categorical (order = nominal time). ``covariates:`` columns follow the contract's.
-    """
-    if layout.key == "time":
-        week = typed["time"] / 7.0 if cfg.time_unit == "days" else to_weeks(
-            typed["time"], cfg.time_unit)
-    else:
-        day = typed["visit_date"].dt.normalize()
-        first = day.groupby(codes_of(typed["patient_id"]), sort=False).transform("min")
-        week = (day - first).dt.days / 7.0
-    week = np.asarray(week, dtype=float)
-    # Sorted by patient (categories are the ids in sorted order), then week; ties keep file order.
-    patient = typed["patient_id"]
-    rank = (patient.cat.codes.to_numpy() if isinstance(patient.dtype, pd.CategoricalDtype)
-            else pd.factorize(patient, sort=True)[0])
-    rank = np.where(rank < 0, np.iinfo(rank.dtype).max, rank)
-    ordered = len(rank) < 2 or bool(((np.diff(rank) > 0) | ((np.diff(rank) == 0)
-                                                            & (np.diff(week) >= 0))).all())
-    order = None if ordered else np.lexsort((week, rank))  # a log in order is not re-sorted
-    columns = {"week": week if ordered else week[order]}
-    for name in typed.columns:
-        if name in OUTPUT_COLUMNS or name in cfg.covariates:
-            values = typed[name].reset_index(drop=True)
-            values = values if ordered else values.iloc[order].reset_index(drop=True)
-            if name in ("pain_score", "episodes", "exposure_days", "strength",
-                        "foot_posture_index") and values.dtype != np.float64:
-                values = values.astype(float)
-            columns[name] = values
-    if cfg.visits:
-        # The visit label as a factor ordered by nominal time (analyses of time as categorical).
-        labels = sorted(cfg.visits, key=lambda label: (cfg.visits[label], label))
-        columns["visit"] = pd.Categorical(as_object_text(columns["visit"]), categories=labels,
-                                          ordered=True)
-    else:
-        # Rows of a patient are now together: the visit number counts from each patient's first.
-        patient = codes_of(columns["patient_id"])
-        row = np.arange(len(patient), dtype=np.int64)
-        first_row = np.maximum.accumulate(np.where(np.r_[True, patient[1:] != patient[:-1]], row, 0)
-                                          ) if len(row) else row
-        columns["visit"] = row - first_row + 1
-    keep = [c for c in OUTPUT_COLUMNS if c in columns]
-    keep += [c for c in cfg.covariates if c in columns and c not in keep]
-    return pd.DataFrame({c: columns[c] for c in keep})

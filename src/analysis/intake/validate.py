@@ -29,7 +29,6 @@ from analysis.intake.contract import (
     failures,
     first_line_of_group,
     resolve_layout,
-    to_contract_table,
     type_columns,
 )
 from analysis.intake.ingest import RawLog, read_log
@@ -46,6 +45,7 @@ from analysis.intake.mapping import (
     visit_times,
 )
 from analysis.intake.reshape import Origin, reshape_wide
+from analysis.intake.table import to_contract_table
 
 REPORT_COLUMNS = ["line", "column", "check", "value", "message"]
 REPORT_FILE = "validation_report.csv"
@@ -256,7 +256,8 @@ def _run_schema(typed, lines, cfg, layout: Layout, today, found) -> pd.DataFrame
     """Run the pandera schema lazily; return its failures as a failure frame."""
     schema, registry = build_schema(cfg, layout, today)
     try:
-        schema.validate(typed, lazy=True)
+        # coerce=False: nothing is changed, so no copy of the whole table (inplace=True).
+        schema.validate(typed, lazy=True, inplace=True)
         return failures([], "", "", "")
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
