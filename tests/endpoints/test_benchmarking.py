@@ -63,6 +63,35 @@ def test_clinic_modes_and_conditional_sds_equal_lme4():
     assert np.allclose(table["estimate"], own, atol=1e-9)
 
 
+def test_clinic_effects_equal_henderson_equations_written_out_densely():
+    # The slow path: C = [[X'X, X'U], [U'X, U'U + I]] with the whole U = Z Lambda (clinic and
+    # patient columns) as one dense matrix, inverted; clinic_effects eliminates patients block by
+    # block and sums the clinic blocks by clinic instead.
+    d = pd.read_csv(REF / "r_clinic_lmm.csv")
+    fit = fit_lmm(d, "pain_score ~ week * C(arm, Treatment(reference='usual_care'))", "patient_id", "slope",
+                  clinic="clinic_id")
+    g = fit.design
+    theta = np.asarray(fit.theta, float)
+    X, y, Z = np.asarray(g.X, float), np.asarray(g.y, float), np.asarray(g.Z, float)
+    n, p = X.shape
+    k, m, q = len(g.clinic_labels), len(g.patient_labels), Z.shape[1]
+    lam = np.array([[theta[0], 0.0], [theta[1], theta[2]]])  # lme4: theta = Lambda[1,1], [2,1], [2,2]
+    U = np.zeros((n, k + m * q))
+    U[np.arange(n), g.clinic_of_patient[g.patient]] = theta[-1]
+    for j in range(q):
+        U[np.arange(n), k + g.patient * q + j] = (Z @ lam)[:, j]
+    C = np.block([[X.T @ X, X.T @ U], [U.T @ X, U.T @ U + np.eye(k + m * q)]])
+    solution = np.linalg.solve(C, np.r_[X.T @ y, U.T @ y])
+    Cinv = np.linalg.inv(C)
+    sigma2, lam_c2 = float(fit.sigma) ** 2, theta[-1] ** 2
+    UtU = U.T @ U + np.eye(k + m * q)
+    table = clinic_effects(fit)
+    assert np.allclose(table["estimate"], theta[-1] * solution[p:p + k], rtol=1e-9, atol=1e-12)
+    assert np.allclose(table["std_error"] ** 2, sigma2 * lam_c2 * np.diag(Cinv)[p:p + k], rtol=1e-9)
+    assert np.allclose(table["cond_sd_beta_fixed"] ** 2,
+                       sigma2 * lam_c2 * np.diag(np.linalg.inv(UtU))[:k], rtol=1e-9)
+
+
 def test_benchmarking_model_with_baseline_equals_lme4():
     # R: lmer(pain_score ~ week * arm + baseline_pain_score + (1 | clinic_id) + (1 + week | clinic_id:patient_id))
     ref = RB["clinic_baseline_reml"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis.run.execute import execute_notebooks, stages
+from analysis.run.execute import LONGEST_FIRST, execute_notebooks, kernels_needed, longest_first, stages
 from analysis.run.kernel import KernelPool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +107,26 @@ def test_notebooks_02_to_07_form_one_stage_and_the_others_one_each():
     assert [[p.stem for p in s] for s in stages([Path("03_pain.py"), Path("99_x.py"),
                                                    Path("04_episodes.py")])] == \
         [["03_pain"], ["99_x"], ["04_episodes"]]
+
+
+def test_a_stage_starts_longest_first_and_unknown_notebooks_last_in_pipeline_order():
+    stage = [Path(f"{n}.py") for n in ("02_describe", "03_pain", "04_episodes", "05_strength",
+                                       "06_responders", "07_benchmarking", "77_b", "66_a")]
+    order = [p.name[:2] for p in longest_first(stage)]
+    assert order == [*LONGEST_FIRST, "77", "66"]
+    assert sorted(LONGEST_FIRST) == ["02", "03", "04", "05", "06", "07"]
+
+
+def test_the_pool_starts_as_many_kernels_as_the_widest_stage_uses():
+    suite = [Path(f"{n}.py") for n in ("01_validate", "02_describe", "03_pain", "04_episodes",
+                                       "08_claims", "09_summary")]
+    assert kernels_needed(suite, workers=2) == 2
+    assert kernels_needed(suite, workers=1) == 1
+    assert kernels_needed(suite, workers=8) == 3  # a stage of three notebooks
+    alone = [Path("03_pain.py"), Path("04_episodes.py")]  # no visit table yet: one after the other
+    assert kernels_needed(alone, workers=2) == 1
+    assert kernels_needed(alone, workers=2, visits_ready=True) == 2
+    assert kernels_needed([Path("01_validate.py"), Path("08_claims.py")], workers=2) == 1
 
 
 @pytest.mark.parametrize("wait", [0.0, 1.0])

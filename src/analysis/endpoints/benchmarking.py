@@ -69,7 +69,6 @@ from analysis.config import PainModelOptions
 from analysis.endpoints.pain import BASELINE_MAX_WEEK, fit_pain_model
 from analysis.models.health import FitHealth
 from analysis.models.lmm import TIDY_COLUMNS, LmmFit, tidy_row
-from analysis.models.satterthwaite import ProfiledDeviance
 
 #: Two-sided control-limit levels of the funnel plot and their normal quantiles.
 LEVELS = {"95": 0.95, "99.8": 0.998}
@@ -78,6 +77,13 @@ OVERDISPERSION = ("none", "multiplicative", "additive")
 
 
 # -- clinic effects ------------------------------------------------------------------------------
+
+def lower_triangle(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a q x q lower triangle in lme4's (column-major) order of theta."""
+    rows, cols = np.tril_indices(q)
+    order = np.lexsort((rows, cols))
+    return rows[order], cols[order]
+
 
 def clinic_effects(fit: LmmFit, alpha: float = 0.05) -> pd.DataFrame:
     """Conditional modes of the clinic intercepts with their prediction-error SDs.
@@ -106,25 +112,37 @@ def clinic_effects(fit: LmmFit, alpha: float = 0.05) -> pd.DataFrame:
         raise ValueError("the fit has no clinic level")
     theta, sigma = np.asarray(fit.theta, float), float(fit.sigma)
     lam_c = float(theta[-1])
-    L = ProfiledDeviance(d.y, d.X, d.Z, d.patient, d.clinic_of_patient).lam(theta)
-    y, X = np.asarray(d.y, float), np.asarray(d.X, float)
+    y, X, Z = np.asarray(d.y, float), np.asarray(d.X, float), np.asarray(d.Z, float)
     n, p = X.shape
-    k, m, q = len(d.clinic_labels), len(d.patient_labels), L.shape[0]
-    P = np.asarray(d.Z, float) @ L                                 # patient part of U = Z Lambda
+    k, m, q = len(d.clinic_labels), len(d.patient_labels), Z.shape[1]
+    L = np.zeros((q, q))
+    L[lower_triangle(q)] = theta[:-1]                              # lme4's column-major Lambda
+    P = Z @ L                                                      # patient part of U = Z Lambda
     clinic_obs = d.clinic_of_patient[d.patient]
-    W = np.column_stack([np.zeros((n, k)), X])                     # [U_clinic, X]
-    W[np.arange(n), clinic_obs] = lam_c
     member = scipy.sparse.csr_matrix((np.ones(n), (d.patient, np.arange(n))), shape=(m, n))
     PtP = (member @ (P[:, :, None] * P[:, None, :]).reshape(n, q * q)).reshape(m, q, q)
-    PtW = (member @ (P[:, :, None] * W[:, None, :]).reshape(n, -1)).reshape(m, q, k + p)
+    PtX = (member @ (P[:, :, None] * X[:, None, :]).reshape(n, q * p)).reshape(m, q, p)
     Pty = member @ (P * y[:, None])
+    Psum = member @ P          # P'1 of each patient: its (only) clinic column of P'U_clinic, / lam_c
     A = PtP + np.eye(q)
-    AinvPtW = np.linalg.solve(A, PtW)
+    AinvPtX = np.linalg.solve(A, PtX)
     AinvPty = np.linalg.solve(A, Pty[..., None])[..., 0]
-    # Schur complement of the per-patient blocks in Henderson's equations: what is left is the
-    # (clinic, beta) system, k + p unknowns
-    S = W.T @ W + np.diag(np.r_[np.ones(k), np.zeros(p)]) - np.einsum("mqa,mqb->ab", PtW, AinvPtW)
-    rhs = W.T @ y - np.einsum("mqa,mq->a", PtW, AinvPty)
+    AinvPsum = np.linalg.solve(A, Psum[..., None])[..., 0]
+    # Schur complement of the per-patient blocks in Henderson's equations, with W = [U_clinic, X]:
+    # what is left is the (clinic, beta) system, k + p unknowns. A patient's rows of U_clinic are
+    # lam_c in its clinic's column and 0 elsewhere, so its clinic blocks are sums by clinic, and
+    # the clinic x clinic block is diagonal.
+    of_clinic = scipy.sparse.csr_matrix((np.ones(m), (d.clinic_of_patient, np.arange(m))), shape=(k, m))
+    n_c = np.bincount(clinic_obs, minlength=k).astype(float)
+    S = np.empty((k + p, k + p))
+    S[:k, :k] = np.diag(lam_c ** 2 * (n_c - of_clinic @ np.einsum("mq,mq->m", Psum, AinvPsum)) + 1.0)
+    clinic_member = scipy.sparse.csr_matrix((np.ones(n), (clinic_obs, np.arange(n))), shape=(k, n))
+    S[:k, k:] = lam_c * (clinic_member @ X - of_clinic @ np.einsum("mq,mqa->ma", Psum, AinvPtX))
+    S[k:, :k] = S[:k, k:].T
+    S[k:, k:] = X.T @ X - np.einsum("mqa,mqb->ab", PtX, AinvPtX)
+    rhs = np.r_[lam_c * (np.bincount(clinic_obs, weights=y, minlength=k)
+                         - of_clinic @ np.einsum("mq,mq->m", Psum, AinvPty)),
+                X.T @ y - np.einsum("mqa,mq->a", PtX, AinvPty)]
     solution = np.linalg.solve(S, rhs)
     modes = lam_c * solution[:k]
     pev = sigma ** 2 * lam_c ** 2 * np.diag(np.linalg.inv(S))[:k]

@@ -7,7 +7,11 @@ files named after themselves (checked: none writes a file another of them writes
 fragment). So consecutive notebooks numbered 02–07 form one *stage* that runs on up to
 ``workers`` kernels at once; every other notebook is a stage of its own. A stage runs side by side
 only when the visit table already exists (a run of, say, 03 and 04 alone would otherwise have both
-prepare it at once).
+prepare it at once). Inside a stage the notebooks start longest first (:data:`LONGEST_FIRST`,
+the order of their wall-clock seconds in the 20,000-patient suite), each on the first kernel that
+is free: the longest-processing-time rule, so that a long notebook started last does not keep one
+kernel busy while the other waits at the end of the stage. Which notebook runs where changes no
+file of the run (tested: one kernel and two give the same results).
 
 Each notebook is executed and saved by ``papermill.execute_notebook`` exactly as before (the
 injected-parameters cell, outputs, metadata), in a kernel of the run's
@@ -35,6 +39,9 @@ SIDE_BY_SIDE = frozenset({"02", "03", "04", "05", "06", "07"})
 #: Kernels a run uses by default, at most: two keep the peak memory of a 1M-patient run within
 #: reach of one machine (each kernel holds its own copy of the visit table and its models).
 DEFAULT_MAX_WORKERS = 2
+#: Notebooks of a side-by-side stage by descending wall-clock seconds in the 20,000-patient suite
+#: (``python /work/helpers/prof_suite.py 20000``, docs/engine.md); others follow in pipeline order.
+LONGEST_FIRST = ("04", "03", "06", "07", "05", "02")
 
 
 def default_workers() -> int:
@@ -52,6 +59,20 @@ def stages(sources: list[Path]) -> list[list[Path]]:
         else:
             out.append([source])
     return out
+
+
+def longest_first(stage: list[Path]) -> list[Path]:
+    """``stage`` in the order its notebooks start (:data:`LONGEST_FIRST`, then pipeline order)."""
+    rank = {number: i for i, number in enumerate(LONGEST_FIRST)}
+    return sorted(stage, key=lambda s: rank.get(s.name[:2], len(rank)))
+
+
+def kernels_needed(sources: list[Path], workers: int, visits_ready: bool = False) -> int:
+    """The kernels :func:`execute_notebooks` will use for ``sources``: the widest stage (a stage
+    after the first runs side by side, as does the first when the visit table exists already)."""
+    widths = [min(workers, len(stage)) if (i or visits_ready) and stage[0].name[:2] in SIDE_BY_SIDE
+              else 1 for i, stage in enumerate(stages(sources))]
+    return max(widths, default=1)
 
 
 @dataclass
@@ -177,7 +198,7 @@ def execute_notebooks(sources: list[Path], run_dir: Path, parameters: dict, pool
         width = min(workers, len(stage)) if visits.exists() else 1
         kernels = pool.grow(width)
         side_by_side = width > 1
-        pending = list(stage)
+        pending = longest_first(stage) if side_by_side else list(stage)
         running: dict = {}
         idle = list(kernels)
         while pending or running:

@@ -270,19 +270,22 @@ class KernelWorker(threading.Thread):
 class KernelPool:
     """The run's kernels: :class:`KernelWorker` s sharing one private socket folder.
 
-    Worker 0 starts when the pool is made (while the runner validates the log); :meth:`grow`
-    starts more when the run reaches notebooks that can run side by side. :meth:`close` shuts
-    every kernel down (``now``: kills them, for a run refused before any notebook).
+    ``size`` workers (default 1) start when the pool is made, while the runner validates the log:
+    a run that will have notebooks side by side starts all its kernels then, so that the second
+    one has imported the library before its first notebook instead of starting (about 2-9 s on a
+    busy machine) while the first kernel already works. :meth:`grow` starts more when the run
+    reaches notebooks that can run side by side. :meth:`close` shuts every kernel down (``now``:
+    kills them, for a run refused before any notebook).
     """
 
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, size: int = 1):
         import tempfile
 
         self.cwd = Path(cwd)
         # Unix socket paths are limited to ~100 characters: a short private folder under /tmp.
         self._sockets = tempfile.TemporaryDirectory(prefix="outcomes-")
         self.workers: list[KernelWorker] = []
-        self.grow(1)
+        self.grow(max(1, size))
 
     def grow(self, size: int) -> list[KernelWorker]:
         """Start workers until there are ``size``; return the first ``size``."""

@@ -184,12 +184,15 @@ def run_suite(config: str | Path, out: str | Path | None = None, progress: bool 
 def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, started: str,
               progress: bool, notebooks: list[Path] | None, workers: int) -> RunOutcome:
     """Validate, pre-flight and execute into the staging folder ``run_dir``."""
+    from analysis.run.execute import kernels_needed
     from analysis.run.kernel import KernelPool
 
-    pool = KernelPool(root)  # the first kernel starts and imports the library while we validate
+    sources = notebooks or notebook_sources(root)
+    # Every kernel the run will use starts and imports the library while we validate.
+    pool = KernelPool(root, size=kernels_needed(sources, workers))
     try:
         outcome = _validate_and_execute(run_dir, target, cfg, config_path, root, started, progress,
-                                        notebooks, workers, pool)
+                                        sources, workers, pool)
     except BaseException:
         pool.close(now=True)
         raise
@@ -199,7 +202,7 @@ def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, s
 
 
 def _validate_and_execute(run_dir: Path, target: Path, cfg, config_path: Path, root: Path,
-                          started: str, progress: bool, notebooks: list[Path] | None, workers: int,
+                          started: str, progress: bool, sources: list[Path], workers: int,
                           pool) -> RunOutcome:
     from analysis.intake.validate import validate_log, write_validation_failure
     from analysis.report.html import render_dashboard, render_notebook_html, report_header
@@ -221,7 +224,6 @@ def _validate_and_execute(run_dir: Path, target: Path, cfg, config_path: Path, r
         load_claims(cfg.claims)
 
     keep_validation(run_dir, cfg, validated)  # 01 reuses it instead of validating again
-    sources = notebooks or notebook_sources(root)
     params = {"config": str(config_path), "run_dir": str(run_dir)}
     (run_dir / "notebooks").mkdir(exist_ok=True)
     header = report_header(cfg, validated)
