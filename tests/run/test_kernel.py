@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from analysis.run.execute import LONGEST_FIRST, execute_notebooks, kernels_needed, longest_first, stages
-from analysis.run.kernel import KernelPool
+from analysis.run.kernel import THREAD_VARIABLES, KernelPool, kernel_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,6 +127,16 @@ def test_the_pool_starts_as_many_kernels_as_the_widest_stage_uses():
     assert kernels_needed(alone, workers=2) == 1
     assert kernels_needed(alone, workers=2, visits_ready=True) == 2
     assert kernels_needed([Path("01_validate.py"), Path("08_claims.py")], workers=2) == 1
+
+
+def test_kernels_side_by_side_share_the_cores_among_their_blas_threads(monkeypatch):
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert {n: kernel_environment(2, cores=2)[n] for n in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "1")
+    assert kernel_environment(2, cores=8)["OPENBLAS_NUM_THREADS"] == "4"
+    assert not set(THREAD_VARIABLES) & set(kernel_environment(1, cores=2))  # one kernel: the defaults
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own count is kept
+    assert kernel_environment(2, cores=2)["OMP_NUM_THREADS"] == "3"
 
 
 @pytest.mark.parametrize("wait", [0.0, 1.0])
