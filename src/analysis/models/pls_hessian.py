@@ -106,6 +106,12 @@ def _left(M, x):
     return np.stack([sum(bcast(a, b) * x[b] for b in range(q)) for a in range(q)])
 
 
+def _pair_sums(X, Y):
+    """T[a, b, c, d] = sum_i X[a, b, i] Y[c, d, i] for batched (q, q, m) X and Y."""
+    q = X.shape[0]
+    return np.dot(X.reshape(q * q, -1), Y.reshape(q * q, -1).T).reshape(q, q, q, q)
+
+
 def _dot(x, y):
     """<x, y> = sum over blocks of x_b' y_b for block vectors of r and s columns: (r, s)."""
     out = sum(x[0][a] @ y[0][a].T for a in range(len(x[0])))
@@ -157,11 +163,17 @@ def vp_hessian(dev, theta, sigma, pc) -> tuple[np.ndarray, np.ndarray]:
     if clinic:
         B.append(2.0 * theta[-1] * phi[1] @ phi[1].T)
     # R_i = Phi_i G^-1 Phi_i' (q, q, m): tr(G^-1 Phi' D~a N_d D~b Phi) = sum_i tr(Da M_i Db R_i)
-    gphi = np.stack([Ginv @ xa for xa in phi[0]])
-    R = np.array([[np.einsum("rm,rm->m", gphi[a], phi[0][b]) for b in range(q)] for a in range(q)])
+    R = np.empty((q, q, dev.m))
+    for a in range(q):  # one (p, m) product at a time: fewer fresh arrays at 1,000,000 patients
+        gphi = Ginv @ phi[0][a]
+        for b in range(q):
+            R[a, b] = np.einsum("rm,rm->m", gphi, phi[0][b])
+    del gphi
+    # sums over patients of products of two per-patient q x q entries, by dot products (no
+    # (q, q, m) array per parameter): T[(a, b), (c, d)] = sum_i X_i[a, b] Y_i[c, d]
+    MM = _pair_sums(nb.M, nb.M)
     # tr(N D~a N D~b)
     tNN = np.empty((k, k))
-    MD = [np.einsum("abm,bc->acm", nb.M, D) for D in deltas]            # M~_i Delta_alpha
     if clinic:
         s = nb.csum(nb.a[:, None, :] * nb.a[None, :, :])                # (q, q, k)
         trs = [np.einsum("abk,ba->k", s, D) for D in deltas]           # tr(s_k Delta_alpha)
@@ -169,7 +181,7 @@ def vp_hessian(dev, theta, sigma, pc) -> tuple[np.ndarray, np.ndarray]:
         Da = [D @ nb.a for D in deltas]                                 # Delta_alpha a_i, (q, m)
     for al in range(n_pat):
         for be in range(al + 1):
-            v = np.einsum("abm,bam->", MD[al], MD[be])
+            v = np.einsum("abcd,bc,da->", MM, deltas[al], deltas[be])  # sum_i tr(M Da M Db)
             if clinic:
                 cross = np.einsum("am,abm,bm->m", Da[be], nb.M, Da[al])  # a'D_b M D_a a
                 v += -2.0 * np.dot(wi, cross) + np.dot(nb.w ** 2 * trs[al], trs[be])
@@ -185,11 +197,10 @@ def vp_hessian(dev, theta, sigma, pc) -> tuple[np.ndarray, np.ndarray]:
     phiom = [_dot(phi, x)[:, 0] for x in dom]                           # Phi' D~a omega, (p,)
     cross = np.zeros((k, k))                                            # tr(G^-1 Phi'Da N Db Phi)
     if reml:
-        DM = [_left(D, nb.M) for D in deltas]
-        DR = [_left(D, R) for D in deltas]
+        MR = _pair_sums(nb.M, R)
         for al in range(n_pat):
             for be in range(n_pat):
-                cross[al, be] = np.einsum("abm,bam->", DM[al], DR[be])
+                cross[al, be] = np.einsum("bcda,ab,cd->", MR, deltas[al], deltas[be])  # tr(Da M Db R)
         if clinic:  # N's clinic coupling: per-clinic sums s_x = sum_j a_j'x_j of x = D~b Phi, (p, k)
             Pi = [[nb.csum(nb.a[a] * phi[0][b]) for b in range(q)] for a in range(q)]
             sx = [sum(D[a, b] * Pi[a][b] for a in range(q) for b in range(q)) for D in deltas]
