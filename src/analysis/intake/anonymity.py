@@ -282,6 +282,49 @@ def k_anonymity(data: pd.DataFrame, quasi_identifiers, threshold: int) -> pd.Dat
     if not present:
         n = int(data["patient_id"].nunique())
         return pd.DataFrame({"n_patients": [n], "below_threshold": [n < threshold]})
+    fast = _k_anonymity_codes(data, present)
+    table = fast if fast is not None else _k_anonymity_frame(data, present)
+    table["below_threshold"] = table["n_patients"] < threshold
+    return table.sort_values(present, kind="stable").reset_index(drop=True)
+
+
+def _k_anonymity_codes(data: pd.DataFrame, present: list[str]) -> pd.DataFrame | None:
+    """Patients per combination from the Categorical codes alone (the validated table's form
+    before its text becomes str): one integer per (combination, patient), no copy of columns.
+    None when a column is not Categorical or the integers could overflow."""
+    columns = [data[q] for q in present] + [data["patient_id"]]
+    if not all(isinstance(c.dtype, pd.CategoricalDtype) for c in columns):
+        return None
+    labels = [c.cat.categories.astype(str).tolist() + ["(missing)"] for c in columns[:-1]]
+    n_patients = len(columns[-1].cat.categories)
+    if any(label.count("(missing)") > 1 for label in labels) or \
+            np.prod([float(len(lab)) for lab in labels]) * n_patients > 2.0 ** 62:
+        return None
+    patient = columns[-1].cat.codes.to_numpy()
+    if (patient < 0).any():
+        return None
+    combination = np.zeros(len(data), dtype=np.int64)
+    for column, label in zip(columns[:-1], labels):
+        codes = column.cat.codes.to_numpy()
+        combination *= len(label)
+        combination += np.where(codes < 0, len(label) - 1, codes)
+    combination *= n_patients
+    combination += patient
+    pair = np.unique(combination)
+    del combination
+    counts = np.bincount(pair // n_patients)
+    groups = np.flatnonzero(counts)
+    table, rest = {}, groups
+    for q, label in reversed(list(zip(present, labels))):
+        table[q] = np.asarray(label, dtype=object)[rest % len(label)]
+        rest = rest // len(label)
+    table = pd.DataFrame({q: table[q] for q in present})
+    table["n_patients"] = counts[groups].astype(np.int64)
+    return table
+
+
+def _k_anonymity_frame(data: pd.DataFrame, present: list[str]) -> pd.DataFrame:
+    """Patients per combination by dropping duplicate rows (any column types)."""
     # One row per patient and combination first (few), then the labels as text (Categorical
     # columns count by their codes, object columns by their values; both give the same table).
     pairs = data[present + ["patient_id"]].drop_duplicates()
@@ -291,5 +334,4 @@ def k_anonymity(data: pd.DataFrame, quasi_identifiers, threshold: int) -> pd.Dat
     table = (keys.groupby(present, sort=True)["patient_id"].size()
              .rename("n_patients").reset_index())
     table["n_patients"] = table["n_patients"].astype(np.int64)
-    table["below_threshold"] = table["n_patients"] < threshold
-    return table.sort_values(present, kind="stable").reset_index(drop=True)
+    return table

@@ -126,7 +126,8 @@ def _parse_numbers(text: pd.Series, column: str, delimiter: str | None):
     return _parse_distinct(*distinct(text), column, delimiter)
 
 
-def _parse_distinct(codes: np.ndarray, u: pd.Series, column: str, delimiter: str | None):
+def _parse_distinct(codes: np.ndarray, u: pd.Series, column: str, delimiter: str | None,
+                    out: np.ndarray | None = None):
     valid = u.str.fullmatch(_NUMBER_RE)
     # astype(float) parses with Python's correctly rounded conversion; pd.to_numeric's fast
     # parser is off by one bit for about a third of 16-17 digit decimals (a value read back
@@ -137,7 +138,7 @@ def _parse_distinct(codes: np.ndarray, u: pd.Series, column: str, delimiter: str
     comma = (~valid & u.str.fullmatch(_DECIMAL_COMMA_RE)).to_numpy() & (delimiter != ",")
     wrong = ~(valid.to_numpy() | empty | not_finite | comma)
     values[~valid.to_numpy() | not_finite] = np.nan
-    out = []
+    found = []
     for mask, check, message in (
         (not_finite, "not_finite", f"{column} must be a finite number; NaN, inf and numbers too "
                                    "large for a float are not allowed (leave the cell empty if "
@@ -148,8 +149,8 @@ def _parse_distinct(codes: np.ndarray, u: pd.Series, column: str, delimiter: str
         (wrong, "type", f"{column} must be a number"),
     ):
         if mask.any():
-            out.append(failures(np.flatnonzero(mask[codes]), column, check, message))
-    return values[codes], out
+            found.append(failures(np.flatnonzero(mask[codes]), column, check, message))
+    return np.take(values, codes, out=out), found
 
 
 def _one_date(value: str, fmt: str):
@@ -224,17 +225,25 @@ def type_columns(raw: pd.DataFrame, cfg: RunConfig, layout: Layout,
         Failure frames for text that cannot be typed.
     """
     typed, out = {}, []
+    # The numbers are written straight into the one float block the frame keeps (a frame built
+    # from separate columns would copy them all into it).
+    numbers = [name for name in layout.columns if name in NUMBER_COLUMNS]
+    block = np.empty((len(numbers), len(raw)), dtype=np.float64)
     for name in layout.columns:
         codes, uniques = _recode(raw[name], cfg.labels.get(name))
         if name in TEXT_COLUMNS:
             typed[name] = text_categorical(codes, uniques, raw.index)
         elif name in NUMBER_COLUMNS:
-            typed[name], found = _parse_distinct(codes, uniques, name, delimiter)
+            _, found = _parse_distinct(codes, uniques, name, delimiter,
+                                       out=block[numbers.index(name)])
             out += found
         elif name == "visit_date":
             typed[name], found = _parse_dates(codes, uniques, date_format, raw.index)
             out += found
-    frame = pd.DataFrame(typed, index=raw.index)
+    frame = pd.DataFrame(block.T, columns=numbers, index=raw.index, copy=False)
+    for name in typed:
+        frame.insert(sum(list(layout.columns).index(c) < list(layout.columns).index(name)
+                         for c in frame.columns), name, typed[name])
     if "clinic_id" not in layout.columns:
         frame["clinic_id"] = text_categorical(np.zeros(len(frame), np.int64), [DEFAULT_CLINIC],
                                               frame.index)
@@ -325,6 +334,16 @@ def build_schema(cfg: RunConfig, layout: Layout, today: pd.Timestamp | None = No
 
 
 def _unique_visit(frame: pd.DataFrame, key: str) -> pd.Series:
+    adjacent = _in_order_by_patient(frame, key)
+    if adjacent is not None:  # sorted by patient and key: a repeated pair is the row before
+        same_patient, when = adjacent
+        repeat = np.zeros(len(when), dtype=bool)
+        repeat[1:] = same_patient & (when[1:] == when[:-1])
+        return pd.Series(~repeat, index=frame.index)
+    return _unique_visit_hashed(frame, key)
+
+
+def _unique_visit_hashed(frame: pd.DataFrame, key: str) -> pd.Series:
     has_key = frame[key].notna() & frame["patient_id"].notna()
     # One integer per (patient, key) pair: a hash of integers, not of tuples of objects.
     patient, when = codes_of(frame["patient_id"]), codes_of(frame[key])
@@ -333,8 +352,38 @@ def _unique_visit(frame: pd.DataFrame, key: str) -> pd.Series:
 
 
 def _in_time_order(frame: pd.DataFrame, key: str) -> pd.Series:
+    adjacent = _in_order_by_patient(frame, key)
+    if adjacent is not None:  # in order by construction (the common case: one pass)
+        return pd.Series(np.ones(len(frame), dtype=bool), index=frame.index, name=key)
+    return _in_time_order_grouped(frame, key)
+
+
+def _in_time_order_grouped(frame: pd.DataFrame, key: str) -> pd.Series:
     previous = frame[key].groupby(codes_of(frame["patient_id"]), sort=False).shift(1)
     return ~(frame[key] < previous)
+
+
+def _in_order_by_patient(frame: pd.DataFrame, key: str):
+    """For a log whose rows are grouped by patient (in id order) with ``key`` never missing and
+    never going back within a patient: (row has the previous row's patient, key values), so
+    that both wide checks are one comparison with the row before. None for any other log (the
+    checks then hash and group, :func:`_unique_visit_hashed`, :func:`_in_time_order_grouped`)."""
+    patient = frame["patient_id"]
+    if not isinstance(patient.dtype, pd.CategoricalDtype) or len(frame) < 2:
+        return None
+    codes = patient.cat.codes.to_numpy()
+    when = frame[key].to_numpy()
+    if when.dtype.kind not in "fM" or codes[0] < 0:
+        return None
+    step = np.diff(codes)
+    if (step < 0).any():
+        return None
+    same_patient = step == 0
+    del step
+    back = (when[1:] < when[:-1]) & same_patient
+    if back.any() or pd.isna(when).any():
+        return None
+    return same_patient, when
 
 
 def _constant_arm(frame: pd.DataFrame, arm: str) -> pd.Series:

@@ -1,0 +1,87 @@
+"""Intake's one-pass paths for logs in patient order, against the general paths they skip.
+
+The wide checks (one row per patient and key, visits in time order) compare each row with the one
+before when the rows are grouped by patient in id order; k-anonymity counts from Categorical codes.
+Each is checked here against the hashing/grouping path on logs in order, shuffled, with repeats,
+steps back in time and missing values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.intake.anonymity import _k_anonymity_codes, _k_anonymity_frame, k_anonymity
+from analysis.intake.codes import as_text_categorical
+from analysis.intake.contract import (
+    _in_order_by_patient,
+    _in_time_order,
+    _in_time_order_grouped,
+    _unique_visit,
+    _unique_visit_hashed,
+)
+
+
+def _log(seed: int, *, dates: bool, shuffle: bool, repeats: bool, back: bool, missing: bool):
+    rng = np.random.default_rng(seed)
+    visits = rng.integers(1, 7, 300)
+    ids = np.repeat([f"P{i:03d}" for i in range(len(visits))], visits)
+    when = np.concatenate([np.cumsum(rng.integers(0 if repeats else 1, 20, v)) for v in visits])
+    when = when.astype(float)
+    if back:
+        when[rng.choice(len(when), 5, replace=False)] -= 50
+    if missing:
+        when[rng.choice(len(when), 5, replace=False)] = np.nan
+    frame = pd.DataFrame({"patient_id": as_text_categorical(pd.Series(ids, dtype=object))})
+    frame["key"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(when, unit="D")) if dates else when
+    if shuffle:
+        frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    return frame
+
+
+CASES = [dict(dates=d, shuffle=s, repeats=r, back=b, missing=m)
+         for d in (False, True) for s in (False, True) for r in (False, True)
+         for b in (False, True) for m in (False, True)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(k for k, v in c.items() if v) or "plain")
+def test_wide_checks_equal_the_hashing_and_grouping_paths(case):
+    frame = _log(len(str(case)), **case)
+    fast_taken = _in_order_by_patient(frame, "key") is not None
+    assert fast_taken == (not case["shuffle"] and not case["back"] and not case["missing"])
+    pd.testing.assert_series_equal(_unique_visit(frame, "key"), _unique_visit_hashed(frame, "key"))
+    pd.testing.assert_series_equal(_in_time_order(frame, "key"),
+                                   _in_time_order_grouped(frame, "key"))
+    if case["repeats"] and fast_taken:
+        assert not _unique_visit(frame, "key").all()
+
+
+def _qi_frame(seed: int, categorical: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 4000
+    frame = pd.DataFrame({
+        "patient_id": np.repeat([f"P{i:04d}" for i in range(1000)], 4),
+        "age_band": rng.choice(["18-39", "40-64", "65+", None], n),
+        "sex": rng.choice(["F", "M", None], n, p=[0.5, 0.45, 0.05]),
+        "clinic_id": np.repeat(rng.choice([f"C{i}" for i in range(12)], 1000), 4),
+    })
+    if categorical:
+        for name in frame.columns:
+            frame[name] = as_text_categorical(frame[name].astype(object))
+    return frame
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_k_anonymity_from_codes_equals_the_frame_path(seed):
+    frame = _qi_frame(seed, categorical=True)
+    qis = ["age_band", "sex", "clinic_id"]
+    fast = _k_anonymity_codes(frame, qis)
+    assert fast is not None
+    slow = _k_anonymity_frame(frame, qis)
+    key = qis
+    pd.testing.assert_frame_equal(fast.sort_values(key).reset_index(drop=True),
+                                  slow.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(k_anonymity(frame, qis, 11),
+                                  k_anonymity(_qi_frame(seed, categorical=False), qis, 11))
+    assert (fast["n_patients"].sum() >= 1000) and "(missing)" in set(fast["sex"])
