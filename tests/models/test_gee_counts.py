@@ -230,3 +230,16 @@ def test_nb_alpha_falls_back_to_bfgs_without_overdispersion():
 def test_nb_alpha_refuses_unknown_method(epil):
     with pytest.raises(ValueError, match="method must be"):
         estimate_nb_alpha(*epil[:3], method="nelder-mead")
+
+
+@pytest.mark.parametrize("family", ["poisson", "negative_binomial"])
+def test_glm_start_is_statsmodels_glm(epil, family):
+    # The GEE's start (the independence GLM by IRLS on the normal equations) against
+    # statsmodels' GLM.fit(), which stops at a relative deviance change of 1e-8.
+    from analysis.models.gee_counts import _glm_start
+    y, X, offset, _ = _unequal_clusters()
+    fam = sm.families.Poisson() if family == "poisson" else sm.families.NegativeBinomial(alpha=0.7)
+    ref = sm.GLM(y, X, family=fam, offset=offset).fit(tol=1e-14)
+    start, notes = _glm_start(y, X, offset, family, 0.7)
+    np.testing.assert_allclose(start, ref.params, rtol=1e-10, atol=1e-12)
+    assert notes == []
