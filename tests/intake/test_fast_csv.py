@@ -123,3 +123,21 @@ def test_failure_reports_name_the_same_lines_columns_and_values(tmp_path, monkey
 def test_record_lines_count_lines_with_and_without_blank_ones():
     assert fast_csv._record_lines(b"a\nb\nc", 0).tolist() == [1, 2, 3]
     assert fast_csv._record_lines(b"a\n\nb\r\n\r\nc\n", 0).tolist() == [1, 3, 5]
+
+
+@pytest.mark.parametrize("text", [b"a,b\r\n1,2\r\n3,\r\n" * 50, b"a,b\n1,2\n3,4" * 3, b"a,b\n1\r\n2\r3\n"])
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 1 << 24])
+def test_memory_map_counts_and_checks_as_bytes_do(tmp_path, monkeypatch, text, step):
+    monkeypatch.setattr(fast_csv, "_COUNT_STEP", step)
+    path = tmp_path / "log.csv"
+    path.write_bytes(text)
+    with fast_csv.mapped(path) as view:
+        assert not isinstance(view, bytes)
+        for sub in (b"\n", b"\r", b"\r\n", b",", b"1,"):
+            for start in (0, 1, 5):
+                assert fast_csv.count(view, sub, start) == text.count(sub, start)
+        assert fast_csv.is_plain(view, ",") == fast_csv.is_plain(text, ",")
+        np.testing.assert_array_equal(fast_csv._record_lines(view, 0), fast_csv._record_lines(text, 0))
+    with fast_csv.mapped(tmp_path / "empty.csv" if (tmp_path / "empty.csv").write_bytes(b"") == 0
+                         else path) as empty:
+        assert empty == b""

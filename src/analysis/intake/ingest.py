@@ -236,11 +236,12 @@ def _cells_from_csv_module(text: str, delimiter: str, width: int) -> pd.DataFram
 
 
 def _read_csv(path: Path, options: ReadOptions) -> RawLog:
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    raw = _read_plain_csv(path, digest, data, options)
-    if raw is not None:
-        return raw
+    with fast_csv.mapped(path) as data:
+        digest = hashlib.sha256(data).hexdigest()
+        raw = _read_plain_csv(path, digest, data, options)
+        if raw is not None:
+            return raw
+        data = bytes(data)
     text, codec = _decode(data, options.encoding, path)
     delimiter = _resolve_delimiter(options.delimiter, text)
     if not text.strip():
@@ -256,7 +257,7 @@ def _read_plain_csv(path: Path, digest: str, data: bytes, options: ReadOptions) 
     """A plain UTF-8 CSV through pyarrow (:mod:`analysis.intake.fast_csv`), else None."""
     if options.encoding not in (None, "utf-8", "utf8", "UTF-8"):
         return None  # (an unknown encoding is named by _decode)
-    offset = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    offset = len(_UTF8_BOM) if data[:3] == _UTF8_BOM else 0
     prefix = fast_csv.plain_prefix(data, offset)
     if prefix is None or not prefix.strip() or data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         return None

@@ -132,7 +132,10 @@ def overlong_cells(raw, kept: list[str], per_column: int = 5) -> list[dict]:
                                     f"{MAX_HEADER_CHARS} are read"})
     for label in kept:
         codes, uniques = distinct(raw.cells[label])  # lengths of the distinct texts only
-        lengths = uniques.str.len().to_numpy()[codes] if len(uniques) else np.zeros(0, int)
+        lengths = uniques.str.len().to_numpy() if len(uniques) else np.zeros(0, int)
+        if not (lengths > MAX_CELL_CHARS).any():
+            continue  # no full-length array for a column without a long cell (nearly all)
+        lengths = lengths[codes]
         for i in np.flatnonzero(lengths > MAX_CELL_CHARS)[:per_column]:
             column = label if len(label) <= MAX_HEADER_CHARS else "(long column name)"
             rows.append({"line": int(raw.lines[i]), "column": column, "check": "cell_too_long",
