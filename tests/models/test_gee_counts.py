@@ -243,3 +243,14 @@ def test_glm_start_is_statsmodels_glm(epil, family):
     start, notes = _glm_start(y, X, offset, family, 0.7)
     np.testing.assert_allclose(start, ref.params, rtol=1e-10, atol=1e-12)
     assert notes == []
+
+
+def test_gee_converges_at_the_rounding_floor_when_ctol_is_out_of_reach(epil):
+    # At millions of rows the score's rounding floor is above ctol = 1e-10; ctol = 0 stands in
+    # for that here: the fit stops when the Fisher step is at STEP_FLOOR, at the same estimate.
+    y, X, offset, groups = _unequal_clusters()
+    fit = fit_count_gee(y, X, offset, groups, family="negative_binomial", ctol=0.0)
+    res, rho, _ = _statsmodels_gee(y, X, offset, groups, "negative_binomial", fit.nb_alpha)
+    assert fit.converged and not fit.warnings
+    np.testing.assert_allclose(fit.coef, res.params, rtol=1e-8)
+    assert fit.working_correlation == pytest.approx(rho, rel=1e-8)

@@ -78,6 +78,8 @@ from analysis.models.gee_score import (
 )
 
 FAMILIES = ("poisson", "negative_binomial")
+#: a Fisher step smaller than this (relative to max(1, |beta|)) is at the rounding floor: converged
+STEP_FLOOR = 1e-13
 #: the optimizer label of the fit's health record
 OPTIMIZER = "Fisher scoring (analysis.gee_counts, statsmodels GEE's iteration vectorised)"
 
@@ -205,7 +207,9 @@ def fit_count_gee(y, X, offset, groups, family="poisson", names=None,
         NB2 dispersion; estimated by :func:`estimate_nb_alpha` when omitted.
     maxiter, ctol : int, float
         Fisher steps at most; converged when the L2 norm of the score is below ``ctol`` (after
-        at least one update of the working correlation), as statsmodels' ``fit``.
+        at least one update of the working correlation), as statsmodels' ``fit``, or when no
+        coefficient moves by :data:`STEP_FLOOR` relative (the score's rounding floor, which
+        passes 1e-10 at millions of rows).
 
     Returns
     -------
@@ -231,17 +235,22 @@ def fit_count_gee(y, X, offset, groups, family="poisson", names=None,
     P = patient_indicator(codes, m)
     beta, start_notes = _glm_start(y, X, offset, family, nb_alpha)
     notes += start_notes
-    rho, score_norm, score = 0.0, -1.0, np.full(X.shape[1], np.nan)
+    rho, score_norm, score, at_floor = 0.0, -1.0, np.full(X.shape[1], np.nan), False
     for step in range(maxiter):  # rho has been updated `step` times
         score, bmat = _score_and_information(beta, rho, y, X, offset, P, sizes, family,
                                              nb_alpha)
-        beta = beta + _solve(bmat, score)
+        update = _solve(bmat, score)
+        beta = beta + update
         score_norm = float(np.sqrt(np.sum(score ** 2)))
+        # The score is a sum over all visits: its rounding floor grows with n (about 1e-10 at
+        # 7.5 million rows, so statsmodels' absolute ctol is never reached there). A step below
+        # STEP_FLOOR (relative) is that floor: converged too.
+        at_floor = bool(np.all(np.abs(update) < STEP_FLOOR * np.maximum(1.0, np.abs(beta))))
         # statsmodels stops only after the correlation has been updated at least once
-        if score_norm < ctol and step > 0:
+        if (score_norm < ctol or at_floor) and step > 0:
             break
         rho = _exchangeable_rho(beta, y, X, offset, codes, m, n_pairs, family, nb_alpha)
-    converged = 0 <= score_norm < ctol
+    converged = 0 <= score_norm < ctol or at_floor
     if not converged:
         notes.append("Iteration limit reached prior to convergence")
     if not np.all(np.isfinite(beta)):
