@@ -9,7 +9,7 @@ import patsy
 import pytest
 
 from analysis.errors import ConfigError, InputError
-from analysis.intake.arms import add_cumulative_sessions, arm_levels, assign_arms
+from analysis.intake.arms import add_cumulative_sessions, arm_levels, assign_arms, factorize_in_runs
 
 
 def visits(rows):
@@ -268,3 +268,28 @@ def test_arms_on_random_logs_follow_the_rule_patient_by_patient():
     assert result.table["n_patients"].sum() == frame["patient_id"].nunique()
     assert result.table["n_visits"].sum() == n
     assert result.data.index.equals(frame.index)
+
+
+@pytest.mark.parametrize("values", [
+    ["a", "a", "b", "c", "c", "c"], ["b", "a", "a", "c"], ["a", None, "b"], ["x"], [],
+    ["P10", "P10", "P2", "P2", "P3"], ["a", "a", "a"]])
+def test_factorize_in_runs_equals_pandas_factorize(values):
+    column = pd.Series(values, dtype=object)
+    codes, ids = factorize_in_runs(column)
+    expected_codes, expected_ids = pd.factorize(column)
+    np.testing.assert_array_equal(codes, expected_codes)
+    pd.testing.assert_index_equal(ids, expected_ids)
+
+
+def test_arms_of_a_table_in_patient_visit_order_equal_those_of_the_same_rows_shuffled():
+    rng = np.random.default_rng(7)
+    visits = rng.integers(1, 8, 400)
+    data = pd.DataFrame({
+        "patient_id": np.repeat([f"P{i:03d}" for i in range(len(visits))], visits).astype(object),
+        "visit": np.concatenate([np.arange(1, v + 1) for v in visits]),
+        "intervention": rng.choice(["exercise", "taping", "orthoses"], visits.sum()).astype(object)})
+    shuffled = data.iloc[rng.permutation(len(data))]
+    in_order, mixed = assign_arms(data, "exercise"), assign_arms(shuffled, "exercise")
+    pd.testing.assert_frame_equal(in_order.data, mixed.data.loc[data.index])
+    pd.testing.assert_frame_equal(in_order.table, mixed.table)
+    assert in_order.switchers == mixed.switchers > 0

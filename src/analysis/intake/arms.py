@@ -113,6 +113,32 @@ def arm_levels(arms, control: str) -> list[str]:
     return ([control] if control in present else []) + [a for a in present if a != control]
 
 
+def _in_patient_visit_order(patient: np.ndarray, visit: np.ndarray) -> bool:
+    """Rows already in (patient code, visit) order with no ties, so that row order is the rank."""
+    if len(patient) < 2 or visit.dtype.kind not in "iuf":
+        return len(patient) < 2
+    step = np.diff(patient)
+    return bool((step >= 0).all() and ((step > 0) | (visit[1:] > visit[:-1])).all())
+
+
+def factorize_in_runs(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize`` of a text column; for one in sorted order (the validated table's
+    patient_id) from the changes between neighbours, without hashing every string."""
+    values = column.to_numpy()
+    if values.dtype == object and len(values) > 1:
+        try:
+            in_order = bool((values[1:] >= values[:-1]).all())
+        except TypeError:  # None or mixed types: not sorted text
+            in_order = False
+        if in_order:
+            change = values[1:] != values[:-1]
+            codes = np.zeros(len(values), dtype=np.intp)
+            np.cumsum(change, out=codes[1:])
+            starts = np.r_[0, np.flatnonzero(change) + 1]
+            return codes, pd.Index(values[starts], dtype=object)
+    return pd.factorize(column)
+
+
 def _arm_by_mode(patient: np.ndarray, visit, intervention: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per patient code: the most frequent intervention, ties to the earliest delivered.
 
@@ -123,9 +149,13 @@ def _arm_by_mode(patient: np.ndarray, visit, intervention: pd.Series) -> tuple[n
     # Rank of each row in (patient, visit, row) order: "earliest" is the smallest rank.
     if isinstance(visit.dtype, pd.CategoricalDtype):  # visit labels sort by nominal time
         visit = np.where(visit.cat.codes < 0, len(visit.cat.categories), visit.cat.codes)
-    order = np.lexsort((np.arange(n), np.asarray(visit), patient))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    visit = np.asarray(visit)
+    if _in_patient_visit_order(patient, visit):
+        rank = np.arange(n, dtype=np.int64)  # the validated table's order: no sort needed
+    else:
+        order = np.lexsort((np.arange(n), visit, patient))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
     pairs = pd.DataFrame({"p": patient, "k": k, "rank": rank}).groupby(
         ["p", "k"], sort=False).agg(n_visits=("rank", "size"), first=("rank", "min")).reset_index()
     p, kk = pairs["p"].to_numpy(), pairs["k"].to_numpy()
@@ -194,7 +224,7 @@ def assign_arms(data: pd.DataFrame, control: str, arm_column: str | None = None)
     if n_no_intervention:
         raise InputError(f"assign_arms: {n_no_intervention} row(s) have no intervention")
 
-    patient, ids = pd.factorize(data["patient_id"])
+    patient, ids = factorize_in_runs(data["patient_id"])
     if arm_column is not None:
         by_id = _arm_from_column(data, arm_column)
         arm = by_id.reindex(ids).to_numpy(dtype=object)
