@@ -85,3 +85,28 @@ def test_k_anonymity_from_codes_equals_the_frame_path(seed):
     pd.testing.assert_frame_equal(k_anonymity(frame, qis, 11),
                                   k_anonymity(_qi_frame(seed, categorical=False), qis, 11))
     assert (fast["n_patients"].sum() >= 1000) and "(missing)" in set(fast["sex"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_clinics_precheck_agrees_with_the_pandas_path(seed):
+    # The code pass (analysis.intake.mapping._any_patient_in_two_clinics) lets the pandas path
+    # report only when some patient is under two clinics; its answer must be the pandas one's.
+    from analysis.intake.mapping import _any_patient_in_two_clinics
+
+    rng = np.random.default_rng(seed)
+    n_patients = 200
+    patient = rng.integers(0, n_patients, 1500)
+    clinic = patient % 5  # one clinic per patient ...
+    movers = rng.choice(n_patients, seed % 3, replace=False)  # ... but for 0-2 movers
+    moved = np.isin(patient, movers) & (rng.random(1500) < 0.3)
+    clinic = np.where(moved, (clinic + 1) % 5, clinic)
+    p = pd.Series([f"P{i}" for i in patient], dtype=object)
+    c = pd.Series([f"C{i}" for i in clinic], dtype=object)
+    if seed % 2:
+        p[rng.random(1500) < 0.05] = None
+        c[rng.random(1500) < 0.05] = None
+    pairs = pd.DataFrame({"p": p, "c": c}).dropna().drop_duplicates()
+    expected = bool(pairs["p"].duplicated().any())
+    assert _any_patient_in_two_clinics(p.astype("category"), c.astype("category")) == expected
+    assert _any_patient_in_two_clinics(p, c)  # not Categorical: the pandas path decides
+    assert expected == (seed % 3 > 0 and bool(moved[~p.isna().to_numpy() & ~c.isna().to_numpy()].any()))

@@ -156,6 +156,8 @@ def patient_in_two_clinics(typed: pd.DataFrame, lines: np.ndarray) -> list[pd.Da
     """A patient_id under two or more clinic_ids: one failure per later clinic, at its first line."""
     if "patient_id" not in typed or typed["clinic_id"].nunique(dropna=True) < 2:
         return []
+    if not _any_patient_in_two_clinics(typed["patient_id"], typed["clinic_id"]):
+        return []
     known = typed["patient_id"].notna() & typed["clinic_id"].notna()
     frame = pd.DataFrame({"p": typed["patient_id"], "c": typed["clinic_id"], "line": lines,
                           "pos": np.arange(len(typed))})[known.to_numpy()]
@@ -173,3 +175,18 @@ def patient_in_two_clinics(typed: pd.DataFrame, lines: np.ndarray) -> list[pd.Da
                             f"{int(row.line)}); ids must be unique across clinics, or declare "
                             "`patient_key: [clinic_id, patient_id]`")
     return [failures(pos, "clinic_id", "patient_in_two_clinics", np.array(messages, dtype=object))]
+
+
+def _any_patient_in_two_clinics(patient: pd.Series, clinic: pd.Series) -> bool:
+    """Whether some patient_id has rows under two clinic_ids, in one pass over integer codes: each
+    patient's first clinic (by a reversed fancy assignment: the last write, i.e. the first row,
+    wins) compared with every row's clinic. True when the columns are not Categorical (the
+    caller's pandas path then decides)."""
+    if not (isinstance(patient.dtype, pd.CategoricalDtype) and isinstance(clinic.dtype, pd.CategoricalDtype)):
+        return True
+    p, c = patient.cat.codes.to_numpy(), clinic.cat.codes.to_numpy()
+    known = (p >= 0) & (c >= 0)
+    p, c = p[known], c[known]
+    first = np.full(len(patient.cat.categories), -1, dtype=np.int64)
+    first[p[::-1]] = c[::-1]
+    return bool(np.any(first[p] != c))
