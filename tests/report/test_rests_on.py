@@ -46,3 +46,13 @@ def test_rests_on_words_are_free_of_jargon():
 ])
 def test_count_of(n, noun, said):
     assert count_of(n, noun) == said
+
+
+def test_a_relabelled_count_is_named_by_its_word():
+    # docs/wording.md, "Outcome pages"
+    assert rests_on("negative-binomial GLMM (patient-level)", "seizures") == (
+        "each patient's counts of seizures over the claim's weeks, allowing for patients who have "
+        "more seizures than others")
+    assert rests_on("GEE (population-averaged)", "seizures") == \
+        "rates of seizures averaged over all patients of each treatment"
+    assert rests_on("GEE (population-averaged)") == "episode rates averaged over all patients of each treatment"

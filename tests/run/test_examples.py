@@ -89,3 +89,4 @@ def test_epil_claims_pages_and_captions_say_seizures(runs):
     assert "Did patients have fewer seizures?" in page and "Knee-pain" not in page
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "Did patients have fewer seizures?" in index and "knee-pain" not in index.lower()
+    assert "seizures" in index.split("What it rests on")[1] and "episode" not in index.split("What it rests on")[1].split("</table>")[0]

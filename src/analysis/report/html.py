@@ -196,6 +196,7 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
                      error: str | None, notebooks: list[str], header: ReportHeader | None = None) -> Path:
     """Write index.html: verdicts and headline numbers first, then figures, then the pages."""
     from analysis.report.labels import page_question as question
+    from analysis.report.outcome_words import claim_noun
     from analysis.report.wording import rests_on
 
     header = header or report_header(cfg)
@@ -208,7 +209,8 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
              for nb in notebooks]
     page = _env().get_template("index.html.j2").render(
         header=header, status=status, error=error, summary=summary,
-        claims=[{**c, "rests_on": rests_on(c.get("analysis"))} for c in (results or {}).get("claims", [])],
+        claims=[{**c, "rests_on": rests_on(c.get("analysis"), claim_noun(cfg, "episodes"))}
+                for c in (results or {}).get("claims", [])],
         figures=figures, pages=pages, css=report_css(),
     )
     path = run_dir / "index.html"

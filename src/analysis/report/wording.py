@@ -208,12 +208,17 @@ RESTS_ON_EXTRA = [
 ]
 
 
-def rests_on(analysis: str | None) -> str:
+def rests_on(analysis: str | None, episodes: str | None = None) -> str:
     """The analysis a verdict rests on, said without statistics, e.g. "each patient's scores over
-    time, following each patient's own course"; "" when no analysis was made (not testable)."""
+    time, following each patient's own course"; "" when no analysis was made (not testable).
+    ``episodes``: the count outcome's word when the run config relabels it ("seizures";
+    :func:`analysis.report.outcome_words.claim_noun`), which replaces the episode words."""
     text = str(analysis or "").lower()
     if not text:
         return ""
     base = next((words for key, words in RESTS_ON if key in text), "the data of each treatment")
+    if episodes:
+        base = (base.replace("episode counts", f"counts of {episodes}")
+                .replace("more episodes", f"more {episodes}").replace("episode rates", f"rates of {episodes}"))
     extra = [words for key, words in RESTS_ON_EXTRA if key in text]
     return " ".join([base, *extra])
