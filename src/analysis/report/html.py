@@ -201,15 +201,15 @@ def render_dashboard(run_dir: Path, cfg: RunConfig, results: dict | None, status
 
     header = header or report_header(cfg)
     summary = (results or {}).get("summary", {})
-    control = treatment_label(cfg.control)
+    control, words, episodes = treatment_label(cfg.control), caption_words(cfg), claim_noun(cfg, "episodes")
     figures = [{"src": _svg_data_uri(run_dir / "figures" / f"{f}.svg"),
-                "caption": FIGURE_CAPTIONS.get(f, "").format(control=control, **caption_words(cfg))}
+                "caption": FIGURE_CAPTIONS.get(f, "").format(control=control, **words)}
                for f in summary.get("figures", []) if (run_dir / "figures" / f"{f}.svg").exists()]
     pages = [{"stem": nb, "title": page_title(nb, header.pages), "question": question(nb, header.pages)}
              for nb in notebooks]
     page = _env().get_template("index.html.j2").render(
         header=header, status=status, error=error, summary=summary,
-        claims=[{**c, "rests_on": rests_on(c.get("analysis"), claim_noun(cfg, "episodes"))}
+        claims=[{**c, "rests_on": rests_on(c.get("analysis"), episodes)}
                 for c in (results or {}).get("claims", [])],
         figures=figures, pages=pages, css=report_css(),
     )

@@ -91,12 +91,10 @@ _PAGES = {
 }
 
 
-
-
 def outcome_pages(cfg) -> dict[str, tuple[str, str]]:
     """Title and question of each page about one outcome whose label the run config changes.
 
-    Rule (docs/wording.md, "Page titles"): a page about an outcome that keeps its built-in label
+    Rule (docs/wording.md, "Outcome pages"): a page about an outcome that keeps its built-in label
     keeps the title and question above; a relabelled outcome's page is titled by its label and
     asks, by the outcome's better direction (higher or lower; not set: "change"):
 
@@ -108,14 +106,13 @@ def outcome_pages(cfg) -> dict[str, tuple[str, str]]:
 
     Returns the pages that differ from the built-in ones, keyed as ``_PAGES``.
     """
-    from analysis.config import DEFAULT_OUTCOMES, outcome_meta
-    from analysis.report.outcome_words import outcome_word
+    from analysis.config import outcome_word
+    from analysis.report.outcome_words import relabelled
 
     pages = {}
-    for key, column in (("pain", cfg.models.pain.outcome), ("episodes", "episodes"),
-                        ("strength", "strength")):
-        meta = outcome_meta(cfg, column)
-        if meta.label == DEFAULT_OUTCOMES.get(column, {}).get("label"):
+    for key in ("pain", "episodes", "strength"):
+        meta = relabelled(cfg, key)
+        if meta is None:
             continue
         word, better = outcome_word(meta.label), meta.better
         verb = "change" if better is None else "improve"

@@ -37,18 +37,32 @@ def words(cfg, column: str = "pain_score") -> dict:
             "better": meta.better, "mcid": meta.mcid}
 
 
+def outcome_column(cfg, outcome: str) -> str | None:
+    """The column a claim's or a page's outcome (``pain``, ``episodes``, ``strength``) is
+    measured in: ``models.pain.outcome`` for pain; None for responders (no column of its own)."""
+    return {"pain": cfg.models.pain.outcome, "episodes": "episodes", "strength": "strength"}.get(outcome)
+
+
+def relabelled(cfg, outcome: str):
+    """The metadata (:func:`analysis.config.outcome_meta`) of an outcome whose label the run
+    config changes from the built-in one; None while it keeps the built-in label (docs/wording.md,
+    "Outcome pages": the built-in words then stay) and for responders."""
+    from analysis.config import DEFAULT_OUTCOMES
+
+    column = outcome_column(cfg, outcome)
+    if column is None:
+        return None
+    meta = outcome_meta(cfg, column)
+    return None if meta.label == DEFAULT_OUTCOMES.get(column, {}).get("label") else meta
+
+
 def claim_noun(cfg, outcome: str) -> str | None:
     """The noun a claim's sentence names its outcome by (``pain``, ``episodes``, ``strength``,
     ``responders``): None, i.e. the built-in word of ``audit.verdicts.CLAIM_WORDS``, while the
     outcome keeps its built-in label; else the word of the label the run config gives it
     ("seizures", "FEV1"). Responders are always "responders"."""
-    from analysis.config import DEFAULT_OUTCOMES
-
-    column = {"pain": cfg.models.pain.outcome, "episodes": "episodes", "strength": "strength"}.get(outcome)
-    if column is None:
-        return None
-    label = outcome_meta(cfg, column).label
-    return None if label == DEFAULT_OUTCOMES.get(column, {}).get("label") else outcome_word(label)
+    meta = relabelled(cfg, outcome)
+    return None if meta is None else outcome_word(meta.label)
 
 
 def report_unit(cfg) -> str:

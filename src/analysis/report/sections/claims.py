@@ -11,7 +11,7 @@ from analysis.audit.verdicts import audit_claims, records, units_label
 from analysis.config import outcome_meta
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
-from analysis.report.outcome_words import claim_noun
+from analysis.report.outcome_words import claim_noun, outcome_column
 from analysis.report.wording import claim_sentence, claim_when
 
 SHOWN = ["id", "text", "verdict", "estimand", "estimate", "conf_low", "conf_high", "claimed", "units",
@@ -25,8 +25,8 @@ def relabel(audit: pd.DataFrame, claims, cfg) -> None:
         noun, scale = claim_noun(cfg, claim.outcome), audit.at[i, "scale"]
         if noun is None or not isinstance(scale, str):
             continue
-        column = cfg.models.pain.outcome if claim.outcome == "pain" else claim.outcome
-        audit.at[i, "units"] = units_label(claim, scale, noun, outcome_meta(cfg, column).unit)
+        unit = outcome_meta(cfg, outcome_column(cfg, claim.outcome)).unit
+        audit.at[i, "units"] = units_label(claim, scale, noun, unit)
 
 
 def run(ctx: RunContext) -> Section:
