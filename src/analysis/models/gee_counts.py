@@ -298,13 +298,19 @@ def _glm_start(y, X, offset, family, nb_alpha, tol=1e-12, max_iter=100):
     return beta, [f"GLM start: IRLS did not converge in {max_iter} iterations"]
 
 
+def _patient_pieces(beta, rho, y, X, offset, P, sizes, family, nb_alpha):
+    """Per-patient scores ``U`` (m, 1, p) without :math:`c_1`, :math:`\\sum_i H_i` with it, and
+    :math:`c_1` (:mod:`analysis.models.gee_score`)."""
+    c2 = exchangeable_c2(sizes, rho)
+    U, s, g = patient_scores(beta[None, :], y, X, offset, P, c2, family, nb_alpha)
+    c1 = 1.0 / (1.0 - rho)
+    return U, c1 * information((X.T @ (X * g ** 2))[None], s, c2[:, None])[0], c1
+
+
 def _score_and_information(beta, rho, y, X, offset, P, sizes, family, nb_alpha):
     """:math:`\\sum_i U_i` and :math:`\\sum_i H_i`, with :math:`c_1` (statsmodels' score, bmat)."""
-    U, s, g = patient_scores(beta[None, :], y, X, offset, P, exchangeable_c2(sizes, rho),
-                             family, nb_alpha)
-    c1 = 1.0 / (1.0 - rho)
-    H = information((X.T @ (X * g ** 2))[None], s, exchangeable_c2(sizes, rho)[:, None])[0]
-    return c1 * U.sum(axis=0)[0], c1 * H
+    U, H, c1 = _patient_pieces(beta, rho, y, X, offset, P, sizes, family, nb_alpha)
+    return c1 * U.sum(axis=0)[0], H
 
 
 def _solve(bmat, score):
@@ -326,10 +332,7 @@ def _exchangeable_rho(beta, y, X, offset, codes, m, n_pairs, family, nb_alpha):
 
 def _sandwich(beta, rho, y, X, offset, P, sizes, family, nb_alpha):
     """Robust :math:`A^{-1} B A^{-1}` and the bread :math:`A^{-1}` (statsmodels' ``_covmat``)."""
-    U, s, g = patient_scores(beta[None, :], y, X, offset, P, exchangeable_c2(sizes, rho),
-                             family, nb_alpha)
-    c1 = 1.0 / (1.0 - rho)
-    H = c1 * information((X.T @ (X * g ** 2))[None], s, exchangeable_c2(sizes, rho)[:, None])[0]
+    U, H, c1 = _patient_pieces(beta, rho, y, X, offset, P, sizes, family, nb_alpha)
     meat = c1 ** 2 * outer_sum(np.ones((U.shape[0], 1)), U, U)[0]
     try:
         bread = np.linalg.inv(H)
