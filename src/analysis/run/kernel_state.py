@@ -25,7 +25,10 @@ what was alive at the snapshot is never collected, and it lives as long as the k
 
 Modules stay imported: that is the point of reusing the kernel (pandas, matplotlib, statsmodels
 and the library load once per run). Our library keeps no module-level state between calls
-(no caches, no registries; ``tests/run/test_kernel.py`` holds a reused kernel to this).
+(no registries; ``tests/run/test_kernel.py`` holds a reused kernel to this) but one cache:
+``analysis.models.design_direct`` keeps the patsy DesignInfo of a direct-class formula, keyed by
+everything it depends on (formula, categorical columns and their levels), so a notebook gets the
+DesignInfo it would have built.
 
 :func:`snapshot` records the state to return to; the runner calls it once, after the kernel
 has started and imported the library (:data:`WARM_UP`), before the first notebook.

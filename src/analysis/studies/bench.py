@@ -406,8 +406,8 @@ def main(argv=None) -> int:
     ap.add_argument("--validate-patients", type=int, default=1_000_000,
                     help="patients of the read + validate + arms timing (~7.5 rows each; 0: skip)")
     ap.add_argument("--suite-patients", type=int, nargs="*", default=[20000, 1_000_000],
-                    help="patients of each whole-suite timing (none: skip; 1,000,000 runs "
-                         "over an hour, see docs/engine.md)")
+                    help="patients of each whole-suite timing (none: skip; 1,000,000 took "
+                         "16 min on the 2-core machine, see docs/engine.md)")
     ap.add_argument("--batch-runs", type=int, default=4,
                     help="runs of the batch-throughput timing with 1 and 2 workers (0: skip)")
     ap.add_argument("--mmrm-nlme", choices=["run", "stored", "skip", "none"], default="run",
