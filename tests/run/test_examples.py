@@ -87,6 +87,7 @@ def test_epil_claims_pages_and_captions_say_seizures(runs):
     page = (out / "owner" / "04_episodes.html").read_text(encoding="utf-8")
     assert "<title>" in page and "Seizures" in page.split("</title>")[0]
     assert "Did patients have fewer seizures?" in page and "Knee-pain" not in page
+    assert "% fewer seizures" in page and "% fewer episodes" not in page  # the owner's table header
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "Did patients have fewer seizures?" in index and "knee-pain" not in index.lower()
     assert "seizures" in index.split("What it rests on")[1] and "episode" not in index.split("What it rests on")[1].split("</table>")[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from analysis.endpoints.episodes import fit_episode_models
 from analysis.report import figures
 from analysis.report.context import RunContext, Section
-from analysis.report.outcome_words import words
+from analysis.report.outcome_words import claim_noun, words
 from analysis.report.sections.common import (
     arm_counts,
     has_values,
@@ -56,6 +56,7 @@ def run(ctx: RunContext) -> Section:
         "status": {k: h.status for k, h in result.health.items()},
     })
     tables["fewer_episodes"] = plain_table(primary, {
-        "arm": "treatment", "percent_reduction": "% fewer episodes", "percent_reduction_low": "95% interval, low",
+        "arm": "treatment", "percent_reduction": f"% fewer {claim_noun(cfg, 'episodes') or 'episodes'}",
+        "percent_reduction_low": "95% interval, low",
         "percent_reduction_high": "95% interval, high", "n_patients": "patients"})
     return Section(sentences, tables, figs, details=details)
