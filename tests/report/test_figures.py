@@ -4,6 +4,7 @@ the run context is displayed from its file, not drawn again."""
 import io
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from analysis.report import figures
@@ -49,3 +50,52 @@ def test_a_point_of_the_residual_plots_costs_almost_nothing_past_the_limit():
     n1, n2 = figures.RASTER_POINTS + 1, figures.RASTER_POINTS + 40000
     per_row = (len(_svg(_diagnostics(n2))) - len(_svg(_diagnostics(n1)))) / (n2 - n1)
     assert per_row < 25, f"{per_row:.1f} bytes a row"
+
+
+# -- legends below the axes never sit on the x-axis label --------------------------------------
+def _table(n):
+    return pd.DataFrame({"arm": [f"a{i}" for i in range(n)], "label": [f"arm {i}" for i in range(n)],
+                         "est": np.linspace(0.5, 1.5, n), "lo": np.linspace(0.3, 1.2, n),
+                         "hi": np.linspace(0.8, 2.0, n), "claim": 0.4})
+
+
+def _legend_clashes(fig):
+    """Legend boxes that overlap an x-axis label or x tick label, or leave the figure."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends, "the figure has no legend to check"
+    clashes = []
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        if not (box.x0 >= fig.bbox.x0 - 1 and box.y0 >= fig.bbox.y0 - 1
+                and box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1):
+            clashes.append("outside the figure")
+        for ax in fig.axes:
+            texts = [ax.xaxis.label] + [t for t in ax.get_xticklabels() if t.get_text()]
+            clashes += [t.get_text() for t in texts if t.get_window_extent(renderer).overlaps(box)]
+    return clashes
+
+
+@pytest.mark.parametrize("rows", [1, 2, 6])
+def test_a_legend_below_the_axes_leaves_the_axis_label_readable(rows):
+    # The episodes forest of a two-arm trial (MASS epil: one rate ratio) has one row; its
+    # legend used to be anchored 0.3 axes heights below and covered "rate ratio ...".
+    t = _table(rows)
+    drawn = {
+        "forest": figures.forest(t, "label", "est", "lo", "hi", "Rate ratio", "rate ratio against usual care",
+                                 claimed="claim", reference_label="no difference"),
+        "bars": figures.bars_by_arm(t, "est", "lo", "hi", "Responders", "share responding", control="a0"),
+        "caterpillar": figures.caterpillar(t, "label", "est", "lo", "hi", "Clinics", "effect",
+                                           highlight="arm 0"),
+    }
+    for name, fig in drawn.items():
+        assert _legend_clashes(fig) == [], name
+
+
+def test_the_funnel_legend_leaves_the_axis_label_readable():
+    points = pd.DataFrame({"label": list("ABCDE"), "n_patients": [10, 20, 30, 40, 50],
+                           "adjusted_change": [1, 2, 0, -1, 0.5]})
+    limits = pd.DataFrame({"n_patients": [5, 50], "lower_95": [-3, -1], "upper_95": [3, 1],
+                           "lower_99.8": [-4, -1.5], "upper_99.8": [4, 1.5]})
+    assert _legend_clashes(figures.funnel_plot(points, limits, 0.0, "Funnel", "change", highlight="A")) == []

@@ -123,7 +123,7 @@ def forest(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, 
            reference_label: str | None = None) -> plt.Figure:
     """Estimates with intervals, one row each; a dashed line at no effect, diamonds at claims."""
     data = table.dropna(subset=[estimate]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.55 * max(len(data), 2) + 1.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.55 * max(len(data), 2) + 1.6), layout="constrained")
     ypos = np.arange(len(data))[::-1]
     palette = _palette(list(data["arm"]), colours) if "arm" in data else {}
     for i, row in data.iterrows():
@@ -140,8 +140,7 @@ def forest(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, 
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set(title=title, xlabel=xlabel)
-    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
-    fig.tight_layout()
+    _legend_below(fig, ax, ncol=2)
     return fig
 
 
@@ -174,23 +173,23 @@ def bars_by_arm(table: pd.DataFrame, y: str, low: str, high: str, title: str, yl
     control arm's value is drawn as a dotted reference line across all bars. ``ylabel`` names the
     value axis."""
     data = table.dropna(subset=[y]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.6 * max(len(data), 2) + 1.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.6 * max(len(data), 2) + 1.6), layout="constrained")
     palette = _palette(list(data["arm"]), colours)
     ypos = np.arange(len(data))[::-1]
-    ax.barh(ypos, data[y], color=[palette[a] for a in data["arm"]], alpha=0.9)
+    value = data[y].to_numpy(float)
+    ax.barh(ypos, value, color=[palette[a] for a in data["arm"]], alpha=0.9)
     # Score intervals can put a bound a rounding error inside the estimate (0 responders): clip at 0.
-    xerr = [(data[y] - data[low]).clip(lower=0), (data[high] - data[y]).clip(lower=0)]
-    ax.errorbar(data[y], ypos, xerr=xerr, fmt="none", color="black", capsize=4)
+    xerr = np.vstack([value - data[low].to_numpy(float), data[high].to_numpy(float) - value]).clip(min=0)
+    ax.errorbar(value, ypos, xerr=xerr, fmt="none", color="black", capsize=4)
     if reference is not None:
         ax.axvline(reference, color="grey", lw=1, ls="--")
     if control is not None and control in set(data["arm"]):
         level = float(data.loc[data["arm"] == control, y].iloc[0])
         ax.axvline(level, color=CONTROL_COLOUR, lw=1.2, ls=":", label=f"{_label(control)} (comparison)")
-        ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.set_yticks(ypos, [_label(a) for a in data["arm"]])
     ax.set(title=_text(title), xlabel=_text(ylabel), ylabel="")
     ax.grid(axis="y", visible=False)
-    fig.tight_layout()
+    _legend_below(fig, ax, ncol=1)
     return fig
 
 
@@ -225,6 +224,20 @@ def _text(value) -> str:
     return str(value)
 
 
+def _legend_below(fig: plt.Figure, ax, ncol: int) -> None:
+    """The axes' legend below everything the axes draw (tick labels and x-axis label included).
+
+    An axes legend anchored at a fixed fraction below the axes (``bbox_to_anchor=(0.5, -0.3)``)
+    lands on the x-axis label when the axes are short (one or two rows of a forest plot). The
+    figure is laid out by matplotlib's constrained layout, which makes room for a figure legend
+    placed ``outside lower center``.
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small",
+                   frameon=False)
+
+
 def caterpillar(table: pd.DataFrame, label: str, estimate: str, low: str, high: str, title: str,
                 xlabel: str, highlight: str | None = None, reference: float = 0.0) -> plt.Figure:
     """Clinic effects with intervals, sorted by estimate; the ``highlight`` row stands out.
@@ -232,7 +245,7 @@ def caterpillar(table: pd.DataFrame, label: str, estimate: str, low: str, high: 
     Rows with a missing estimate (withheld) are skipped.
     """
     data = table.dropna(subset=[estimate]).sort_values([estimate, label], kind="stable").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.42 * max(len(data), 3) + 1.5))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.42 * max(len(data), 3) + 1.5), layout="constrained")
     ypos = np.arange(len(data))
     is_hl = (data[label] == highlight).to_numpy() if highlight is not None else np.zeros(len(data), bool)
     for mask, colour, name in ((~is_hl, "#1f4e79", "clinic"), (is_hl, "#c0392b", _text(highlight))):
@@ -247,8 +260,7 @@ def caterpillar(table: pd.DataFrame, label: str, estimate: str, low: str, high: 
             tick.set_fontweight("bold")
             tick.set_color("#c0392b")
     ax.set(title=_text(title), xlabel=_text(xlabel))
-    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
-    fig.tight_layout()
+    _legend_below(fig, ax, ncol=2)
     return fig
 
 
@@ -258,7 +270,7 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, target: float, title
     """A funnel plot: one point per unit against its number of patients, the target line, and
     95 % and 99.8 % control limits (``limits`` has ``n_patients`` and ``lower_95, upper_95,
     lower_99.8, upper_99.8``); each point is labelled, ``highlight`` in red."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 4.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.6), layout="constrained")
     lim = limits.sort_values(n)
     for level, style in (("95", "--"), ("99.8", ":")):
         ax.plot(lim[n], lim[f"lower_{level}"], ls=style, color="#555555", lw=1.2, label=f"{level}% limits")
@@ -273,6 +285,5 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, target: float, title
         ax.annotate(_text(name), (x_val, y_val), textcoords="offset points", xytext=(6, 4), fontsize="small",
                     color="#c0392b" if hl else "#222222", fontweight="bold" if hl else "normal")
     ax.set(title=_text(title), xlabel="patients in the comparison", ylabel=_text(ylabel))
-    ax.legend(fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
-    fig.tight_layout()
+    _legend_below(fig, ax, ncol=3)
     return fig
