@@ -284,8 +284,12 @@ def test_bench_worker_and_comparison_with_lme4_names():
 def test_bench_command_writes_rows(tmp_path):
     assert bench.main(["--out", str(tmp_path), "--sizes", "60", "--repeats", "2", "--no-r",
                        "--validate-patients", "300", "--suite-patients", "--batch-runs", "0",
-                       "--mmrm-nlme", "none"]) == 0
+                       "--mmrm-nlme", "none", "--large-sizes", "90"]) == 0
     rows = json.loads((tmp_path / "bench.json").read_text())
+    large = [r for r in rows if r["n_patients"] == 90]  # the large size: pls and mixedlm-rs only
+    assert sorted((r["engine"], r["call"] or "", r["model"]) for r in large) == [
+        ("mixedlm-rs", "", "slope"), ("pls", "bare", "slope"), ("pls", "suite", "slope")]
+    assert all(r["runs"] == 2 for r in large if r["engine"] == "pls")
     fits = [r for r in rows if r["model"] in ("slope", "slope+clinic")]
     assert {(r["engine"], r["call"]) for r in fits} >= {("pls", "bare"), ("pls", "suite")}
     for r in rows:

@@ -1,29 +1,24 @@
-"""Benchmark: the mixed-model engines against statsmodels and lme4, and reading a 1,000,000-row log.
+"""Benchmark: the mixed-model engines side by side, the whole suite, and reading a 1M-patient log.
 
 ``python -m analysis.studies.bench --out reports/bench`` (or ``make bench``) simulates clinic logs with
 :func:`analysis.studies.simulate.simulate_log` (20 clinics, 4 arms, ~7.5 visits a patient) at 1,000,
 5,000 and 20,000 patients and fits ``pain_score ~ week * arm + (week | patient)`` by REML, with
-and without ``(1 | clinic)``, with
+and without ``(1 | clinic)``, with every engine of :mod:`analysis.studies.bench_peers` (its
+docstring: rotated rounds, one process per engine); at ``--large-sizes`` (default 1,000,000
+patients) the slope model with pls (bare and as the suite calls it) and mixedlm-rs (1 thread) only.
+``--old-fits`` gives the earlier rows instead: ``pls`` and ``statsmodels`` through
+:func:`analysis.models.lmm.fit_lmm` in worker processes (statsmodels skipped where its time,
+extrapolated from the next smaller size, passes ``--cap`` seconds), ``lme4`` and ``lmerTest``
+through ``Rscript``, R and pls in alternating rounds after an untimed warm-up fit on 300 rows, each
+row with its largest relative difference to lme4's numbers (fixed effects relative to
+max(|estimate|, SE), SEs and SDs relative, correlations absolute) and the REML criterion minus
+lme4's. Peak memory is that of the process that ran the step (``ru_maxrss`` of the Python worker,
+``VmHWM`` of the R process: data generation or reading included).
 
-* ``pls`` and ``statsmodels``: :func:`analysis.models.lmm.fit_lmm` from the data frame (design matrices,
-  fit, Satterthwaite machinery, tables) in worker processes. statsmodels is skipped where its
-  time, extrapolated linearly from the next smaller size, passes ``--cap`` seconds, and stopped
-  when one fit passes it;
-* ``lme4`` (``lme4::lmer``) and ``lmerTest`` (``lmerTest::lmer``, which adds the Hessian and
-  Jacobian that Satterthwaite's df need, as fit_lmm does) through ``Rscript`` when R is installed.
-
-R and pls run in alternating rounds, one fit each after an untimed warm-up fit on 300 rows, so
-both see the same load. Seconds are medians of ``--repeats`` runs (statsmodels: one run once a
-run takes over 20 s). Each row also
-carries the largest relative difference to lme4's numbers (fixed effects relative to
-max(|estimate|, SE), SEs and SDs relative, correlations absolute), the REML criterion minus
-lme4's, and the peak resident memory of the process that ran the step (``ru_maxrss`` of the
-Python worker, ``VmHWM`` of the R process: data generation or reading included).
-
-Then a log of ~1,000,000 rows written by :func:`analysis.studies.simulate.write_simulation` is read and
-validated by :func:`analysis.intake.validate.validate_log` (in a worker; peak memory likewise).
-Writes ``<out>/bench.json`` (a list of rows) and prints a table. The machine's other load makes
-timings noisy: compare within a run, not across machines.
+Then the whole suite (``outcomes run``) at ``--suite-patients``, and a ``--validate-patients`` log
+written by :func:`analysis.studies.simulate.write_simulation` read, validated and given arms (in a
+worker). Writes ``<out>/bench.json`` (a list of rows) and prints a table. The machine's other load
+makes timings noisy: compare within a run, not across machines.
 """
 
 from __future__ import annotations
@@ -256,7 +251,7 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
                   use_r: bool = True, validate_patients: int = 1_000_000,
                   suite_patients: tuple[int, ...] = (20000, 1_000_000),
                   batch_runs: int = 4, mmrm_nlme: str | None = "run", peers: bool = True,
-                  statsmodels_max: int = 1000) -> list[dict]:
+                  statsmodels_max: int = 1000, large_sizes: tuple[int, ...] = ()) -> list[dict]:
     """Run every step, write ``out/bench.json`` and return its rows (see the module docstring).
 
     With ``peers`` (the default) the fits are :func:`analysis.studies.bench_peers.peer_rows`: every
@@ -268,7 +263,7 @@ def run_benchmark(out: Path, sizes=(1000, 5000, 20000), repeats: int = 3, cap: f
         from analysis.studies.bench_peers import run_peer_benchmark
 
         return run_peer_benchmark(out, sizes, repeats, cap, use_r, validate_patients, suite_patients,
-                                  batch_runs, mmrm_nlme, statsmodels_max)
+                                  batch_runs, mmrm_nlme, statsmodels_max, large_sizes)
     out.mkdir(parents=True, exist_ok=True)
     have_r = use_r and shutil.which("Rscript") is not None
     rows: list[dict] = []
@@ -400,6 +395,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.studies.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("reports/bench"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    ap.add_argument("--large-sizes", type=int, nargs="*", default=[1_000_000], help="sizes of the slope "
+                    "fit timed for pls (bare, suite) and mixedlm-rs (1 thread) only (none: skip)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cap", type=float, default=300.0, help="seconds one statsmodels fit may take")
     ap.add_argument("--no-r", action="store_true", help="do not run lme4 even if R is installed")
@@ -435,7 +432,8 @@ def main(argv=None) -> int:
                          args.validate_patients, tuple(n for n in args.suite_patients if n),
                          args.batch_runs,
                          None if args.mmrm_nlme == "none" else args.mmrm_nlme,
-                         peers=not args.old_fits, statsmodels_max=args.statsmodels_max)
+                         peers=not args.old_fits, statsmodels_max=args.statsmodels_max,
+                         large_sizes=tuple(args.large_sizes))
     if args.old_fits:
         print(format_table(rows))
     else:

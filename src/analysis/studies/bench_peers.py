@@ -46,6 +46,8 @@ ENGINES = [("pls", "bare", "default"), ("pls", "suite", "default"), ("lme4", Non
            ("lmerTest", None, "1"), ("lme4", None, "default"), ("statsmodels", None, "1"),
            ("mixedlm-rs", None, "1"), ("mixedlm-rs", None, "default"), ("mixedlm", None, "1"),
            ("mixedlm", None, "default")]
+#: Engines timed at the large sizes (``--large-sizes``, slope only): lme4 would take hours there.
+LARGE_ENGINES = [("pls", "bare", "default"), ("pls", "suite", "default"), ("mixedlm-rs", None, "1")]
 R_SERVE = r"""
 suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
 a <- commandArgs(TRUE)
@@ -225,8 +227,9 @@ def _rows(results: dict, n_patients: int, model: str) -> list[dict]:
 
 
 def run_peer_benchmark(out, sizes, repeats, cap, use_r, validate_patients, suite_patients, batch_runs,
-                       mmrm_nlme, statsmodels_max) -> list[dict]:
-    """:func:`analysis.studies.bench.run_benchmark` with these fit rows (its arguments)."""
+                       mmrm_nlme, statsmodels_max, large_sizes=()) -> list[dict]:
+    """:func:`analysis.studies.bench.run_benchmark` with these fit rows (its arguments); at each of
+    ``large_sizes`` the slope model with :data:`LARGE_ENGINES` only (their ``ratio_to_lme4`` null)."""
     import shutil
     import tempfile
 
@@ -247,6 +250,12 @@ def run_peer_benchmark(out, sizes, repeats, cap, use_r, validate_patients, suite
                            and (e[0] != "statsmodels" or n <= statsmodels_max)]
                 rows += peer_rows(csv, n, model, repeats, engines, work)
                 print(f"  {model}, {n} patients: done", file=sys.stderr, flush=True)
+        for n in large_sizes:
+            csv = work / f"d{n}.csv"
+            bench_data(n).to_csv(csv, index=False)
+            rows += peer_rows(csv, n, "slope", repeats, LARGE_ENGINES, work)
+            csv.unlink()
+            print(f"  slope, {n} patients (large): done", file=sys.stderr, flush=True)
         for n in suite_patients:
             rows.append(suite_row(_suite_step(work, n, cap), "whole suite", n, rows))
         if validate_patients:
