@@ -17,12 +17,14 @@ from analysis.errors import IdentifierError, OutcomesError, ValidationFailed
 def _cmd_validate(args: argparse.Namespace) -> int:
     from analysis.config import load_config
     from analysis.intake.validate import validate_log, write_validation_failure
+    from analysis.run.memory import reuse_freed_memory
 
     cfg = load_config(args.config)
     log_path = Path(args.log) if args.log else cfg.data
     report_dir = Path(args.out) if args.out else Path("reports") / cfg.name
     try:
-        result = validate_log(cfg, path=log_path)
+        with reuse_freed_memory():
+            result = validate_log(cfg, path=log_path)
     except (ValidationFailed, IdentifierError) as exc:
         written = write_validation_failure(exc, report_dir)
         print(str(exc), file=sys.stderr)
@@ -138,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from analysis.run.memory import no_huge_pages
+
+    no_huge_pages()  # this process and the kernels it starts (docs/engine.md, analysis.run.memory)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -208,9 +208,11 @@ def _validate_and_execute(run_dir: Path, target: Path, cfg, config_path: Path, r
     from analysis.report.html import render_dashboard, render_notebook_html, report_header
     from analysis.report.pages import render_audit
     from analysis.run.execute import execute_notebooks
+    from analysis.run.memory import reuse_freed_memory
 
     try:
-        validated = validate_log(cfg)
+        with reuse_freed_memory():  # freed arrays reused, not faulted in again (run/memory.py)
+            validated = validate_log(cfg)
         check_enough_patients(cfg, validated)
     except (ValidationFailed, IdentifierError) as exc:
         write_validation_failure(exc, run_dir)

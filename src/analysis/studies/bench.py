@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.run.memory import no_huge_pages, reuse_freed_memory
 from analysis.studies.simulate import simulate_log, write_simulation
 
 ARMS = ["orthotics", "foot_massage", "patella_taping"]  # usual care is added: 4 arms
@@ -116,9 +117,9 @@ def _validate_worker(spec: dict) -> dict:
 
     cfg = RunConfig(name="bench", data=Path(spec["path"]))
     t = time.perf_counter()
-    v = validate_log(cfg)
-    t_arms = time.perf_counter()
-    assign_arms(v.data, cfg.control, cfg.models.arm_column)
+    with reuse_freed_memory():  # as the outcomes command validates (analysis.run.memory)
+        v, t_arms = validate_log(cfg), time.perf_counter()
+        assign_arms(v.data, cfg.control, cfg.models.arm_column)
     end, note = time.perf_counter(), f"validate {t_arms - t:.1f} s, arms {time.perf_counter() - t_arms:.1f} s"
     return {"seconds": [end - t], "rows": int(v.n_rows), "peak_mb": _peak_mb(), "note": note}
 
@@ -420,6 +421,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         spec = json.loads(args.worker)
+        _ = spec["kind"] in ("validate", "suite") and no_huge_pages()  # as `outcomes` does
         workers = {"fit": _fit_worker, "validate": _validate_worker, "suite": _suite_worker}
         print(json.dumps(workers[spec["kind"]](spec)))
         return 0
