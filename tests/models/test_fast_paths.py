@@ -187,3 +187,38 @@ def test_cached_design_info_equals_a_fresh_one(data, monkeypatch):
     text = data.assign(sex=data["sex"].astype(str))
     design_direct.fixed_design(formula, text)
     assert len(design_direct._SKELETONS) == 2                       # text levels: never cached
+
+
+def test_t_distribution_shortcuts_equal_scipy_stats():
+    """tidy_frame's t_sf / t_ppf (scipy.special, as scipy.stats.t calls it) against scipy.stats.t,
+    bit for bit, with invalid df (0, negative, NaN) giving NaN as scipy.stats does."""
+    import scipy.stats
+
+    from analysis.models.tidy import t_ppf, t_sf
+
+    rng = np.random.default_rng(11)
+    nu = np.r_[10 ** rng.uniform(-2, 8, 2000), 0.0, -1.0, np.nan, 1e300, 0.5]
+    x = np.r_[np.abs(rng.normal(size=2000)) * 10 ** rng.uniform(-3, 2, 2000), 1, 1, 1, 2, 3]
+    np.testing.assert_array_equal(t_sf(x, nu), scipy.stats.t.sf(x, nu))
+    for q in (0.5, 0.95, 0.975, 0.995):
+        np.testing.assert_array_equal(t_ppf(q, nu), scipy.stats.t.ppf(q, nu))
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+@pytest.mark.parametrize("case", ["all used", "unused level", "missing"])
+def test_categorical_codes_equal_sorted_factorize(case, ordered):
+    """build_mixed_design takes a Categorical's own codes as pd.factorize(sort=True) would give."""
+    from analysis.models.formulas import _all_categories_used, _sorted_codes
+
+    rng = np.random.default_rng(5)
+    cats = ["d", "b", "c", "a", "e"]
+    values = rng.choice(cats[:4] if case == "unused level" else cats, 300).astype(object)
+    if case == "missing":
+        values[::7] = None
+    col = pd.Series(pd.Categorical(values, categories=cats, ordered=ordered))
+    codes, uniques = _sorted_codes(col)
+    want_codes, want_uniques = pd.factorize(col, sort=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert codes.dtype == want_codes.dtype
+    assert list(uniques) == list(want_uniques)
+    assert _all_categories_used(col) == (case != "unused level")

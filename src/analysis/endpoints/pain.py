@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import PainModelOptions
+from analysis.endpoints.codes import factorize_runs
 from analysis.endpoints.timegrid import report_weeks
 from analysis.models.health import FitHealth, not_estimable
 from analysis.models.lmm import LmmFit, empty_tidy, fit_lmm
@@ -140,7 +141,7 @@ def _arms(arm: pd.Series, has_outcome: np.ndarray) -> tuple[set, set]:
 
 def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
     """Rows with an arm, the arm as a Categorical of ``str(label)`` in sorted order (a copy)."""
-    codes, uniques = pd.factorize(df[arm_col])
+    codes, uniques = factorize_runs(df[arm_col])
     labels = [str(u) for u in uniques]
     if len(set(labels)) < len(labels):  # e.g. 1 and "1": let text decide, as the plain path does
         out = df[codes >= 0].copy()
@@ -163,7 +164,7 @@ def _with_categorical_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
     col = df[group]
     if not pd.api.types.is_object_dtype(col.dtype):
         return df
-    codes, uniques = pd.factorize(col, sort=True)
+    codes, uniques = factorize_runs(col, sort=True)
     if (codes < 0).any() or pd.api.types.infer_dtype(uniques, skipna=False) != "string":
         return df
     out = df.copy(deep=False)

@@ -287,7 +287,7 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
     if df.empty:
         raise DesignProblem("no rows with complete model values")
     for c in cols:  # unused categories would become all-zero (aliased) columns
-        if isinstance(df[c].dtype, pd.CategoricalDtype):
+        if isinstance(df[c].dtype, pd.CategoricalDtype) and not _all_categories_used(df[c]):
             df[c] = df[c].cat.remove_unused_categories()
     try:
         with np.errstate(all="ignore"):
@@ -311,14 +311,14 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
     Z, z_names = random_design(df, random, time)
     if clinic:
         # (clinic, patient) pairs sorted as tuples: sorted codes of each, then of code pairs
-        p_codes, p_uniq = pd.factorize(df[group], sort=True)
-        c_codes, c_uniq = pd.factorize(df[clinic], sort=True)
+        p_codes, p_uniq = _sorted_codes(df[group])
+        c_codes, c_uniq = _sorted_codes(df[clinic])
         codes, pair = pd.factorize(c_codes.astype(np.int64) * len(p_uniq) + p_codes, sort=True)
         clinic_of_patient = pair // len(p_uniq)
         uniq = pd.MultiIndex.from_arrays([c_uniq.take(clinic_of_patient), p_uniq.take(pair % len(p_uniq))])
         patient_labels, clinic_labels = list(uniq), list(c_uniq)
     else:
-        codes, uniq = pd.factorize(df[group], sort=True)
+        codes, uniq = _sorted_codes(df[group])
         patient_labels, clinic_of_patient, clinic_labels = list(uniq), None, None
     if len(patient_labels) < 2:
         raise DesignProblem(f"only {len(patient_labels)} {group} with complete data; "
@@ -331,6 +331,27 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
                        design_info=design_info, keep_columns=keep, data=df, group=group,
                        clinic=clinic, random=random, time=time, dropped=dropped, notes=notes,
                        null_space=null_space, formula=fixed, direct=direct)
+
+
+def _all_categories_used(col: pd.Series) -> bool:
+    """Whether every category of a Categorical column occurs in it (counted on its codes)."""
+    codes = col.cat.codes.to_numpy()
+    n_cat = len(col.cat.categories)
+    if n_cat == 0:
+        return True
+    codes = codes[codes >= 0] if (codes < 0).any() else codes
+    return bool(np.bincount(codes, minlength=n_cat).min() > 0) if codes.size else False
+
+
+def _sorted_codes(col: pd.Series):
+    """``pd.factorize(col, sort=True)``: for a Categorical with every category used and no missing
+    value (the design's rows after :func:`_all_categories_used`) its own codes and categories, which
+    is what pandas returns for it (a Categorical factorises in category order), without hashing."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        if codes.size and codes.min() >= 0 and _all_categories_used(col):
+            return codes.astype(np.intp), col.cat.categories
+    return pd.factorize(col, sort=True)
 
 
 #: Smallest eigenvalue ratio of the scaled Gram matrix at which X is full rank without its QR.
@@ -372,12 +393,15 @@ def _estimable_columns(X: np.ndarray, full_rank: bool = False, tol: float = 1e-7
     return keep
 
 
+try:  # a pinned dependency; one controller: threadpool_limits() looks up the libraries per call (4 ms)
+    from threadpoolctl import ThreadpoolController
+    _BLAS = ThreadpoolController()
+except ImportError:  # pragma: no cover
+    _BLAS = None
+
+
 def _one_blas_thread():
-    try:  # installed with scikit-learn (a dependency of gpboost)
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
 
 
 def _null_space(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:

@@ -1,0 +1,72 @@
+"""Integer codes of a column from the changes between neighbours (``pd.factorize``'s answer).
+
+A visit table holds each patient's rows together (the validated table is in patient, visit
+order), so a patient id, and the arm and clinic that go with it, change between neighbouring rows
+far less often than there are rows. :func:`factorize_runs` compares each row with the one before
+it (object comparison, no hashing), factorises only the first row of each run and repeats its
+code over the run: the same codes and uniques as :func:`pandas.factorize` of the whole column
+(a value's first row always starts a run, so the order of first appearance is kept; equal
+values of different objects, e.g. ``1`` and ``1.0``, share a code either way; a missing value is
+never equal to its neighbour, so it is its own run and gets pandas' -1), at a fraction of the
+cost when the runs are long — hashing the 145,000 text patient ids of 20,000 patients took
+11 ms with ``sort=True``, the runs 3 ms (docs/engine.md). A column whose values cannot be
+compared elementwise, or with short runs, goes to pandas whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Runs per row above which comparing neighbours saves nothing (pandas hashes every row).
+MAX_RUN_SHARE = 0.5
+
+
+def factorize_runs(values, sort: bool = False) -> tuple[np.ndarray, pd.Index | np.ndarray]:
+    """``pd.factorize(values, sort=sort)``, computed from the runs of equal neighbours.
+
+    Parameters
+    ----------
+    values : Series or 1-d array
+        The column (any dtype; a Categorical or numeric column goes to pandas directly: it
+        hashes integers quickly).
+    sort : bool
+        Uniques in sorted order (as ``pd.factorize(..., sort=True)``).
+
+    Returns
+    -------
+    codes, uniques
+        The codes and uniques :func:`pandas.factorize` returns for ``values`` (uniques as an
+        array where pandas would give an Index of them).
+    """
+    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    n = len(arr)
+    if arr.dtype != object or n < 2:
+        return pd.factorize(values, sort=sort)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    try:
+        with np.errstate(invalid="ignore"):
+            np.not_equal(arr[1:], arr[:-1], out=change[1:])
+    except (TypeError, ValueError):  # values without an elementwise comparison
+        return pd.factorize(values, sort=sort)
+    starts = np.flatnonzero(change)
+    if len(starts) > MAX_RUN_SHARE * n:
+        return pd.factorize(values, sort=sort)
+    head_codes, uniques = _factorize_heads(arr[starts], sort)
+    return np.repeat(head_codes, np.diff(np.append(starts, n))), uniques
+
+
+def _factorize_heads(heads: np.ndarray, sort: bool):
+    """pd.factorize of the run heads; with ``sort``, heads already in increasing order (a table
+    sorted by this column) skip pandas' sort of the uniques, which is the same order."""
+    codes, uniques = pd.factorize(heads)
+    if not sort or len(uniques) < 2:
+        return codes, uniques
+    try:
+        ordered = bool(np.all(uniques[1:] > uniques[:-1]))
+    except TypeError:  # values of types without an order between them: pandas decides
+        ordered = False
+    if ordered and pd.api.types.infer_dtype(uniques, skipna=False) == "string":
+        return codes, uniques
+    return pd.factorize(heads, sort=True)
