@@ -64,3 +64,24 @@ def test_observed_times_equals_the_pandas_reference(seed, k, table, monkeypatch)
     gap = d.copy()
     gap.loc[gap.index[:20], "patient_id"] = None
     assert observed_times(gap, "y", min_patients=k) == _reference(gap, "y", min_patients=k)
+    # patient ids as a Categorical with unused and missing ids; every row kept (no selection)
+    cat_gap = gap.assign(patient_id=pd.Categorical(gap["patient_id"], categories=[*map(str, range(90))]))
+    assert observed_times(cat_gap, "y", min_patients=k) == _reference(cat_gap, "y", min_patients=k)
+    full = d.dropna().assign(patient_id=lambda f: pd.Categorical(f["patient_id"]))
+    assert observed_times(full, "y", min_patients=k) == _reference(full, "y", min_patients=k)
+
+
+@pytest.mark.parametrize("shift", [0.0, -0.4, -3.0, 1e9, 0.5])
+def test_time_codes_by_offset_equal_the_factorised_times(shift):
+    """Whole non-negative times are coded by offset (no hashing); negative ones, -0.0 among them,
+    and wide ranges are factorised: the same cells either way."""
+    d = _log(1).dropna()
+    d = d.assign(week=d["week"] + shift)
+    if shift == 1e9:
+        d.loc[d.index[0], "week"] = 0.0  # a range wider than MAX_TIME_RANGE
+    for k in (1, 3):
+        assert observed_times(d, "y", min_patients=k) == _reference(d, "y", min_patients=k)
+    t = nominal(d["week"].to_numpy())
+    codes, values = timegrid._time_codes(t)
+    np.testing.assert_array_equal(values[codes], t)
+    assert sorted(values) == sorted(pd.unique(t))

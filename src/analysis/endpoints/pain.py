@@ -167,8 +167,12 @@ def _with_categorical_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
     codes, uniques = factorize_runs(col, sort=True)
     if (codes < 0).any() or pd.api.types.infer_dtype(uniques, skipna=False) != "string":
         return df
+    categories = pd.Index(uniques, dtype=object)
+    # sorted ids: the monotonic check (comparisons) tells pandas they are unique, which it would
+    # otherwise learn by hashing them all again
+    categories.is_monotonic_increasing
     out = df.copy(deep=False)
-    out[group] = pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+    out[group] = pd.Categorical.from_codes(codes, categories=categories)
     return out
 
 

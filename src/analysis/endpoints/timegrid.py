@@ -70,11 +70,12 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
         keep &= (y if pd.api.types.is_numeric_dtype(y) else pd.to_numeric(y, errors="coerce")).notna().to_numpy()
     if not keep.any():
         return []
+    rows = slice(None) if keep.all() else keep  # no copies of the columns when every row counts
     # integer codes of (nominal time, arm as text, patient): distinct triples counted per (time, arm)
-    t_code, t_values = pd.factorize(nominal(data[time].to_numpy()[keep]))
-    arm_code, arm_labels = _text_codes(data[arm_col][keep])
-    p_code, p_values = pd.factorize(data[group][keep], use_na_sentinel=False)  # a Categorical's codes
-    n_t, n_arm, n_p = len(t_values), len(arm_labels), max(len(p_values), 1)
+    t_code, t_values = _time_codes(nominal(data[time].to_numpy()[rows]))
+    arm_code, arm_labels = _text_codes(data[arm_col][rows])
+    p_code, n_p = _group_codes(data[group][rows])
+    n_t, n_arm = len(t_values), len(arm_labels)
     sizes = _distinct_per_cell(arm_code.astype(np.int64) * n_p + p_code, n_p, n_arm)
     counts = _distinct_per_cell((t_code.astype(np.int64) * n_arm + arm_code) * n_p + p_code, n_p,
                                 n_t * n_arm).reshape(n_t, n_arm)
@@ -98,9 +99,43 @@ def _distinct_per_cell(key: np.ndarray, n_p: int, n_cells: int) -> np.ndarray:
     return np.bincount(np.unique(key) // n_p, minlength=n_cells)
 
 
+#: Widest range of whole nominal times coded by offset rather than by hashing.
+MAX_TIME_RANGE = 100_000
+
+
+def _time_codes(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values of the nominal times (``pd.factorize``'s sets of rows; the codes
+    count cells, so their order is free): whole non-negative times are coded by their offset from
+    the smallest, without hashing; others (negative zero included) are factorised."""
+    lo = t.min()
+    if np.isfinite(lo) and lo >= 0 and t.max() - lo <= MAX_TIME_RANGE and not np.signbit(t).any():
+        offset = (t - lo).astype(np.int64)
+        present = np.bincount(offset) > 0
+        index = np.cumsum(present) - 1
+        return index[offset], lo + np.flatnonzero(present)
+    return pd.factorize(t)
+
+
+def _group_codes(col: pd.Series) -> tuple[np.ndarray, int]:
+    """Codes 0..n-1 of the patients (a missing id is one more patient, as
+    ``pd.factorize(use_na_sentinel=False)``) and n; a Categorical's own codes, without hashing."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        n = len(col.cat.categories)
+        if (codes < 0).any():
+            codes[codes < 0] = n
+            n += 1
+        return codes, max(n, 1)
+    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    return codes, max(len(uniques), 1)
+
+
 def _text_codes(arm: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes of ``str(value)`` (values whose text is the same share a code) and the texts."""
-    codes, uniques = pd.factorize(arm)
+    if isinstance(arm.dtype, pd.CategoricalDtype) and not (arm.cat.codes.to_numpy() < 0).any():
+        codes, uniques = arm.cat.codes.to_numpy(), arm.cat.categories  # unused ones count nowhere
+    else:
+        codes, uniques = pd.factorize(arm)
     texts = [str(u) for u in uniques]
     merged, labels = pd.factorize(np.array(texts, dtype=object))
     return merged[codes], list(labels)

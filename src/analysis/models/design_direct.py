@@ -35,7 +35,7 @@ FORMULA_FUNCTIONS = {"C": patsy.builtins.C, "Treatment": patsy.builtins.Treatmen
                      "log": np.log, "exp": np.exp, "sqrt": np.sqrt}
 
 #: Rows filled at a time (a block of X's columns stays in cache).
-CHUNK = 1 << 15
+CHUNK = 1 << 14
 
 _DIRECT_C = re.compile(r"C\((\w+)(?:, Treatment(?:\(reference=(?:'[^'\\]*'|\"[^\"\\]*\"|[\d.]+)\))?)?\)")
 
@@ -122,7 +122,7 @@ def direct_rows(info, df: pd.DataFrame) -> np.ndarray:
                 codes = pd.Categorical(series, categories=cats).codes
             if (codes < 0).any():
                 raise patsy.PatsyError(f"{col}: a level outside the design's levels (or missing)")
-            values[factor] = codes
+            values[factor] = codes.astype(np.intp)  # once: np.take would convert each block
         else:
             v = df[col].to_numpy(float)
             if np.isnan(v).any():
@@ -142,18 +142,21 @@ def direct_rows(info, df: pd.DataFrame) -> np.ndarray:
                              for f, j in zip(sub.factors, rev[::-1])])
     n = len(df)
     X = np.empty((n, len(plan)))
-    column, picked = np.empty(min(n, CHUNK)), np.empty(min(n, CHUNK))
+    # a block's columns are filled contiguously, then written to X's rows in one transposing copy
+    # (column by column into X's rows wrote every cache line of the block once per column)
+    block, picked = np.empty((len(plan), min(n, CHUNK))), np.empty(min(n, CHUNK))
     for lo in range(0, n, CHUNK):  # in blocks of rows that stay in cache
         hi = min(lo + CHUNK, n)
-        col, pick = column[: hi - lo], picked[: hi - lo]
+        pick = picked[: hi - lo]
         for i, factors in enumerate(plan):
+            col = block[i, : hi - lo]
             col[:] = 1.0
             for contrast, v in factors:
                 if contrast is None:
                     col *= v[lo:hi]
                 else:
                     col *= np.take(contrast, v[lo:hi], out=pick)
-            X[lo:hi, i] = col
+        X[lo:hi] = block[:, : hi - lo].T
     return X
 
 

@@ -294,15 +294,18 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
             y, X, design_info, direct = fixed_design_plan(fixed, df)
     except patsy.PatsyError as exc:
         raise DesignProblem(f"formula {fixed!r} could not be built: {exc.message}") from None
-    finite = np.isfinite(y) & np.isfinite(X).all(axis=1)
-    if not finite.all():
+    # one pass over the whole matrix first: the row-wise test (a bool copy of X and a reduction of
+    # 8-wide rows, 10 times slower) only when some value is not finite
+    all_finite = bool(np.isfinite(y).all() and np.isfinite(X).all())
+    finite = None if all_finite else np.isfinite(y) & np.isfinite(X).all(axis=1)
+    if not all_finite and not finite.all():
         notes.append(f"{int((~finite).sum())} rows left out where the outcome or a term is not "
                      "finite (e.g. log of a value <= 0)")
         df, y, X = df[finite], y[finite], X[finite]
         if df.empty:
             raise DesignProblem("no rows with finite outcome and terms")
     names = [readable_term(n) for n in design_info.column_names]
-    keep = _estimable_columns(X, well_conditioned(X))
+    keep = _estimable_columns(X, well_conditioned(X, finite=True))
     null_space = _null_space(X) if not keep.all() else None
     dropped = [n for n, k in zip(names, keep) if not k]
     if dropped:
@@ -316,10 +319,10 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
         codes, pair = pd.factorize(c_codes.astype(np.int64) * len(p_uniq) + p_codes, sort=True)
         clinic_of_patient = pair // len(p_uniq)
         uniq = pd.MultiIndex.from_arrays([c_uniq.take(clinic_of_patient), p_uniq.take(pair % len(p_uniq))])
-        patient_labels, clinic_labels = list(uniq), list(c_uniq)
+        patient_labels, clinic_labels = uniq.tolist(), c_uniq.tolist()
     else:
         codes, uniq = _sorted_codes(df[group])
-        patient_labels, clinic_of_patient, clinic_labels = list(uniq), None, None
+        patient_labels, clinic_of_patient, clinic_labels = uniq.tolist(), None, None
     if len(patient_labels) < 2:
         raise DesignProblem(f"only {len(patient_labels)} {group} with complete data; "
                             "a mixed model needs at least 2")
@@ -358,12 +361,13 @@ def _sorted_codes(col: pd.Series):
 GRAM_RATIO = 1e-6
 
 
-def well_conditioned(X: np.ndarray) -> bool:
+def well_conditioned(X: np.ndarray, finite: bool = False) -> bool:
     """Whether the pivoted QR of :func:`_estimable_columns` would keep every column, known from the
     p x p Gram matrix of the unit-norm columns: each pivoted |R_ii| lies between the smallest and
     largest singular value, so all pass the 1e-7 test when sqrt(lambda_min / lambda_max) > 1e-3,
-    far above the rounding of the Gram matrix (~1e-12 relative)."""
-    if X.shape[1] == 0 or not np.isfinite(X).all():
+    far above the rounding of the Gram matrix (~1e-12 relative). ``finite``: the caller has
+    checked that every value is finite."""
+    if X.shape[1] == 0 or not (finite or np.isfinite(X).all()):
         return False
     with _one_blas_thread():
         gram = X.T @ X  # its diagonal holds the squared column norms: no n x p temporary
