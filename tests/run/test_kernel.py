@@ -170,3 +170,37 @@ def test_a_notebook_that_fails_side_by_side_fails_the_run_with_its_own_error(tmp
     assert done.notebooks[:2] == ["02_fine", "03_broken"]  # pipeline order, whatever finished first
     saved = json.loads((run_dir / "notebooks" / "03_broken.ipynb").read_text())
     assert any(o.get("ename") == "RuntimeError" for c in saved["cells"] for o in c.get("outputs", []))
+
+
+def test_a_notebook_is_written_when_it_ends_not_at_every_cell(tmp_path, monkeypatch):
+    import papermill.engines
+
+    written = []
+    real = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb",
+                        lambda nb, path: written.append(path) or real(nb, path))
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    cells = "".join(f"# %%\nprint({i})\n" for i in range(5))
+    text = '# %% tags=["parameters"]\nconfig: str = ""  # c\nrun_dir: str = ""  # r\n' + cells
+    _, done = _run_on_pool([_notebook(tmp_path, "09_cells.py", text)], run_dir)
+    assert done.error is None
+    assert len(written) == 1  # papermill's manager wrote 2 + 2 per cell (16 here) before
+    nb = nbformat.read(run_dir / "notebooks" / "09_cells.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.outputs[0]["text"] for c in code[2:]] == [f"{i}\n" for i in range(5)]
+    assert {c.metadata.papermill.status for c in nb.cells} == {"completed"}
+
+
+def test_the_notebook_of_a_kernel_that_died_is_still_written(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    text = ('# %% tags=["parameters"]\nconfig: str = ""  # c\nrun_dir: str = ""  # r\n'
+            '# %%\nprint("before")\n# %%\nimport os\nos._exit(1)\n# %%\nprint("never")\n')
+    _, done = _run_on_pool([_notebook(tmp_path, "09_dies.py", text)], run_dir)
+    assert done.error is not None and done.error.startswith("09_dies: ")
+    assert done.notebooks == ["09_dies"]  # written when its execution ended, as papermill did
+    nb = nbformat.read(run_dir / "notebooks" / "09_dies.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[2].outputs[0]["text"] == "before\n"
+    assert code[-1].outputs == []

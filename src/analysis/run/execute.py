@@ -15,7 +15,8 @@ file of the run (tested: one kernel and two give the same results).
 
 Each notebook is executed and saved by ``papermill.execute_notebook`` exactly as before (the
 injected-parameters cell, outputs, metadata), in a kernel of the run's
-:class:`~analysis.run.kernel.KernelPool` through the engine :data:`~analysis.run.kernel.ENGINE`.
+:class:`~analysis.run.kernel.KernelPool` through the engine
+:data:`~analysis.run.papermill_engine.ENGINE`.
 The manifest and the pages list notebooks in pipeline order whatever order they finished in.
 
 A failed notebook ends the run: no notebook starts after it, the ones already running side by
@@ -96,7 +97,8 @@ def execute_one(source: Path, out_nb: Path, parameters: dict, km, progress: dict
     import jupytext
     import papermill
 
-    from analysis.run.kernel import ENGINE, KERNEL_NAME
+    from analysis.run.kernel import KERNEL_NAME
+    from analysis.run.papermill_engine import ENGINE
 
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}

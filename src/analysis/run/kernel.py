@@ -4,12 +4,11 @@ A run used to start one kernel per notebook; each paid about 2 s to start, impor
 matplotlib, statsmodels and the library, and stop. Now a run starts one kernel per worker
 (:class:`KernelWorker`, usually one or two) while the runner validates the log, and every
 notebook the worker is given is executed in it by papermill, through the registered papermill
-engine :data:`ENGINE` (``papermill.execute_notebook(..., engine_name=ENGINE, km=...)``). The
-engine is papermill's own nbclient engine with one change: before the first cell, the kernel is
-reset (:func:`analysis.run.kernel_state.reset`: namespace, execution count, figures, rcParams,
-warning filters, cwd, environment, random states), so that no name a notebook defined is visible
-to the next. Everything papermill writes is as before: the injected-parameters cell, outputs,
-cell and notebook metadata; execution counts start at 1 in every notebook.
+engine :data:`analysis.run.papermill_engine.ENGINE`
+(``papermill.execute_notebook(..., engine_name=ENGINE, km=...)``), which resets the kernel before
+the first cell (:func:`analysis.run.kernel_state.reset`). This module imports jupyter_client only,
+not papermill, so that the runner starts its kernels before it imports papermill (nbformat,
+jsonschema: 0.5-1 s, more under load) and the kernels' warm-up runs meanwhile.
 
 Two messages used to reach the console of every run, both from the kernel process (whose stderr
 is the runner's):
@@ -48,13 +47,8 @@ from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NBClientEngine, papermill_engines
-from papermill.utils import merge_kwargs, remove_args
 from traitlets.config import Config
 
-#: The papermill engine that executes a notebook in an already running kernel (``km=``).
-ENGINE = "clinic-outcomes-reused-kernel"
 KERNEL_NAME = "python3"
 #: Seconds a kernel may take to start and import the library (a loaded machine is slow).
 START_TIMEOUT = 300
@@ -113,52 +107,6 @@ async def _run_silently(kc, code: str, timeout: float) -> None:
     if content["status"] != "ok":
         raise KernelError(f"{code!r} failed in the kernel: {content.get('ename')}: "
                           f"{content.get('evalue')}")
-
-
-class ResettingNotebookClient(PapermillNotebookClient):
-    """papermill's notebook client on a kernel it does not own: reset first, channels closed after."""
-
-    async def async_start_new_kernel_client(self):
-        kc = await super().async_start_new_kernel_client()
-        await _run_silently(kc, _RESET, timeout=START_TIMEOUT)
-        return kc
-
-    # nbclient binds the synchronous wrapper to its own coroutine; bind it to ours.
-    start_new_kernel_client = run_sync(async_start_new_kernel_client)
-
-    def execute(self, **kwargs):
-        try:
-            return super().execute(**kwargs)
-        finally:
-            if self.kc is not None:  # the kernel stays for the next notebook; its client does not
-                self.kc.stop_channels()
-                self.kc = None
-
-
-class ReusedKernelEngine(NBClientEngine):
-    """papermill's nbclient engine, executing with :class:`ResettingNotebookClient`.
-
-    Called by ``papermill.execute_notebook(..., engine_name=ENGINE, km=<running manager>)``;
-    the arguments are handled as :meth:`papermill.engines.NBClientEngine.execute_managed_notebook`
-    handles them.
-    """
-
-    @classmethod
-    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                 stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
-        from papermill.engines import logger
-
-        kwargs = remove_args(["input_path"], **kwargs)
-        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
-        final_kwargs = merge_kwargs(
-            safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
-            startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
-            log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
-        )
-        return ResettingNotebookClient(nb_man, **final_kwargs).execute()
-
-
-papermill_engines.register(ENGINE, ReusedKernelEngine)
 
 
 class KernelWorker(threading.Thread):

@@ -204,9 +204,12 @@ def _run_into(run_dir: Path, target: Path, cfg, config_path: Path, root: Path, s
 def _validate_and_execute(run_dir: Path, target: Path, cfg, config_path: Path, root: Path,
                           started: str, progress: bool, sources: list[Path], workers: int,
                           pool) -> RunOutcome:
+    # Imported once the kernels are starting (pool): papermill, nbformat and nbconvert take
+    # 1-2 s, which the kernels' warm-up now overlaps instead of waiting for.
     from analysis.intake.validate import validate_log, write_validation_failure
     from analysis.report.html import render_dashboard, render_notebook_html, report_header
     from analysis.report.pages import render_audit
+    from analysis.run import papermill_engine  # noqa: F401 — registers the engine
     from analysis.run.execute import execute_notebooks
     from analysis.run.memory import reuse_freed_memory
 
