@@ -110,7 +110,10 @@ def prepare_data(data: pd.DataFrame, outcome: str, arm_col: str, time: str, grou
         df[arm_col] = df[arm_col].astype(str)
     else:
         wanted = set(needed) | set(covariates) | set(columns)
-        df = _with_categorical_arm(data[[c for c in data.columns if c in wanted]], arm_col)
+        # the model's columns without copying them (the text ones are replaced by Categoricals
+        # next, and the design copies what it keeps): nothing below writes into a column in place
+        model_columns = pd.DataFrame({c: data[c] for c in data.columns if c in wanted}, copy=False)
+        df = _with_categorical_arm(model_columns, arm_col)
     for name in covariates:
         if name not in df.columns and name in (f"baseline_{outcome}", "baseline_pain"):
             df = _add_baseline(df, outcome, time, group, name)
@@ -151,7 +154,7 @@ def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
     rank = np.empty(len(labels), dtype=np.int64)
     rank[order] = np.arange(len(labels))
     keep = codes >= 0
-    # data[columns] was a copy already: filter only when needed, shallow (no second copy)
+    # filter only when needed; shallow (the columns are not written in place)
     out = (df if keep.all() else df[keep]).copy(deep=False)
     out[arm_col] = pd.Categorical.from_codes(rank[codes[keep]], categories=[labels[i] for i in order])
     return out

@@ -76,9 +76,16 @@ def observed_times(data: pd.DataFrame, outcome: str | None, time: str = "week",
     arm_code, arm_labels = _text_codes(data[arm_col][rows])
     p_code, n_p = _group_codes(data[group][rows])
     n_t, n_arm = len(t_values), len(arm_labels)
-    sizes = _distinct_per_cell(arm_code.astype(np.int64) * n_p + p_code, n_p, n_arm)
-    counts = _distinct_per_cell((t_code.astype(np.int64) * n_arm + arm_code) * n_p + p_code, n_p,
-                                n_t * n_arm).reshape(n_t, n_arm)
+    # the keys built in place: each full-length temporary is fresh memory at a million patients
+    key = arm_code.astype(np.int64)
+    key *= n_p
+    key += p_code
+    sizes = _distinct_per_cell(key, n_p, n_arm)
+    np.multiply(t_code, n_arm, out=key)
+    key += arm_code
+    key *= n_p
+    key += p_code
+    counts = _distinct_per_cell(key, n_p, n_t * n_arm).reshape(n_t, n_arm)
     k = max(int(min_patients), 1)
     # Arms with fewer than k patients in all are withheld everywhere (disclosure control) and
     # compared nowhere; they must not empty the grid of the arms that can be reported.
@@ -104,15 +111,15 @@ MAX_TIME_RANGE = 100_000
 
 
 def _time_codes(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct values of the nominal times (``pd.factorize``'s sets of rows; the codes
+    """Codes and distinct values of the nominal times ``t`` (overwritten) (``pd.factorize``'s sets of rows; the codes
     count cells, so their order is free): whole non-negative times are coded by their offset from
     the smallest, without hashing; others (negative zero included) are factorised."""
     lo = t.min()
     if np.isfinite(lo) and lo >= 0 and t.max() - lo <= MAX_TIME_RANGE and not np.signbit(t).any():
-        offset = (t - lo).astype(np.int64)
+        offset = np.subtract(t, lo, out=t).astype(np.int64)   # t is this function's own copy
         present = np.bincount(offset) > 0
         index = np.cumsum(present) - 1
-        return index[offset], lo + np.flatnonzero(present)
+        return np.take(index, offset, out=offset), lo + np.flatnonzero(present)
     return pd.factorize(t)
 
 

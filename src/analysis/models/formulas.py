@@ -276,7 +276,10 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
     for c in cols:  # column by column: no copy of the frame to find its complete rows
         col = data[c]
         if c not in (group, clinic) and pd.api.types.is_numeric_dtype(col):
-            complete &= np.isfinite(col.to_numpy(float, na_value=np.nan))
+            values = col.to_numpy()
+            if values.dtype.kind != "f":  # ints, bools, nullable types: as float (NA: NaN)
+                values = col.to_numpy(float, na_value=np.nan)
+            complete &= np.isfinite(values)  # a float column is read where it is, not copied
         else:
             complete &= col.notna().to_numpy()
     # one copy of the model's columns (selecting them copies); shallow: nothing else shares it
@@ -296,7 +299,8 @@ def build_mixed_design(data: pd.DataFrame, fixed: str, group: str, random: str =
         raise DesignProblem(f"formula {fixed!r} could not be built: {exc.message}") from None
     # one pass over the whole matrix first: the row-wise test (a bool copy of X and a reduction of
     # 8-wide rows, 10 times slower) only when some value is not finite
-    all_finite = bool(np.isfinite(y).all() and np.isfinite(X).all())
+    # (a sum is finite only if every term is; one that overflows takes the row-wise test too)
+    all_finite = bool(np.isfinite(y.sum()) and np.isfinite(X.sum()))
     finite = None if all_finite else np.isfinite(y) & np.isfinite(X).all(axis=1)
     if not all_finite and not finite.all():
         notes.append(f"{int((~finite).sum())} rows left out where the outcome or a term is not "
