@@ -160,7 +160,9 @@ def test_a_notebook_that_fails_side_by_side_fails_the_run_with_its_own_error(tmp
     (run_dir / "private").mkdir()
     (run_dir / "private" / "visits.parquet").write_bytes(b"")  # 01 has run: 02-07 side by side
     quiet = '# %% tags=["parameters"]\nconfig: str = ""  # c\nrun_dir: str = ""  # r\n# %%\n1 + 1\n'
-    broken = quiet.replace("1 + 1", 'raise RuntimeError("deliberate failure in 03")')
+    # 03 fails after the other kernel has run 04 and then 02 (started last: longest first), so
+    # that the saved notebooks are 02, 03 and 04 however fast the kernels are.
+    broken = quiet.replace("1 + 1", 'import time\ntime.sleep(3)\nraise RuntimeError("deliberate failure in 03")')
     sources = [_notebook(tmp_path, "02_fine.py", quiet), _notebook(tmp_path, "03_broken.py", broken),
                _notebook(tmp_path, "04_fine.py", quiet), _notebook(tmp_path, "08_after.py", quiet)]
     pool, done = _run_on_pool(sources, run_dir)
