@@ -110,3 +110,17 @@ def test_two_clinics_precheck_agrees_with_the_pandas_path(seed):
     assert _any_patient_in_two_clinics(p.astype("category"), c.astype("category")) == expected
     assert _any_patient_in_two_clinics(p, c)  # not Categorical: the pandas path decides
     assert expected == (seed % 3 > 0 and bool(moved[~p.isna().to_numpy() & ~c.isna().to_numpy()].any()))
+
+
+@pytest.mark.parametrize("values", [["", "P1", "P2", "P3"], ["P1", "P2", "P3"], ["P1", "P1", "P2"],
+                                    ["P2", "P1", "P3"], ["a", None, "b"], ["b", ""], ["x"]])
+def test_text_categorical_of_values_in_order_equals_the_sorting_path(monkeypatch, values):
+    from analysis.intake import codes
+
+    rng = np.random.default_rng(0)
+    row_codes = rng.integers(0, len(values), 50)
+    fast = codes.text_categorical(row_codes, values)
+    monkeypatch.setattr(codes, "_increasing", lambda v: False)  # np.unique always
+    slow = codes.text_categorical(row_codes, values)
+    pd.testing.assert_series_equal(fast, slow)
+    assert fast.cat.codes.dtype == slow.cat.codes.dtype

@@ -43,7 +43,10 @@ def text_categorical(codes: np.ndarray, uniques, index=None) -> pd.Series:
     order (so that sorting by it sorts the texts), "" and None missing."""
     values = np.asarray(uniques, dtype=object)
     values = np.where(pd.isna(values), "", values).astype(object)
-    cats, inverse = np.unique(values, return_inverse=True) if len(values) else (values, values)
+    if len(values) > 1 and _increasing(values):  # in order already (ids of a sorted log)
+        cats, inverse = values, np.arange(len(values))
+    else:
+        cats, inverse = np.unique(values, return_inverse=True) if len(values) else (values, values)
     empty_first = bool(len(cats)) and cats[0] == ""  # "" sorts first: it is the missing value
     # The codes in the width pandas keeps for this many categories (no second copy).
     width = pd.Categorical.from_codes(np.zeros(0, np.int8),
@@ -54,6 +57,15 @@ def text_categorical(codes: np.ndarray, uniques, index=None) -> pd.Series:
         cats = cats[1:]
     return pd.Series(pd.Categorical.from_codes(new, pd.Index(cats, dtype=object), validate=False),
                      index=index)
+
+
+def _increasing(values: np.ndarray) -> bool:
+    """Strictly increasing str values: then they are their own sorted distinct values (np.unique
+    would sort a million ids again)."""
+    try:
+        return bool((values[1:] > values[:-1]).all())
+    except TypeError:
+        return False
 
 
 def as_text_categorical(text: pd.Series) -> pd.Series:

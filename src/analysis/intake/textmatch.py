@@ -40,25 +40,32 @@ def re2_pattern(pattern: str, full: bool = False) -> str:
 
 
 class Texts:
-    """Distinct texts (an object Series of str) prepared for many pattern tests."""
+    """Distinct texts (an object Series of str) prepared for many pattern tests.
 
-    def __init__(self, values: pd.Series):
+    ``skip`` (a boolean mask over the values, optional) names values no test is run on: every
+    method gives False or 0 for them. The identifier guard skips values it has shown no rule of
+    its own can flag (:data:`analysis.intake.anonymity.PLAIN_ID`), so its answer is unchanged.
+    """
+
+    def __init__(self, values: pd.Series, skip: np.ndarray | None = None):
         import pyarrow as pa
         import pyarrow.compute as pc
 
         self.values = values.reset_index(drop=True)
         self._pc = pc
         arrow = pa.array(self.values.to_numpy(dtype=object), type=pa.string())
-        self.ascii = pc.string_is_ascii(arrow).to_numpy(zero_copy_only=False)
-        self._arrow = arrow.filter(pa.array(self.ascii)) if not self.ascii.all() else arrow
-        self._rest = self.values[~self.ascii]
+        ascii_ = pc.string_is_ascii(arrow).to_numpy(zero_copy_only=False)
+        todo = np.ones(len(ascii_), dtype=bool) if skip is None else ~np.asarray(skip, dtype=bool)
+        self._fast, self._slow = ascii_ & todo, ~ascii_ & todo
+        self._arrow = arrow.filter(pa.array(self._fast)) if not self._fast.all() else arrow
+        self._rest = self.values[self._slow]
 
     def _both(self, fast, slow, dtype) -> np.ndarray:
         out = np.zeros(len(self.values), dtype=dtype)
         if len(self._arrow):
-            out[self.ascii] = fast(self._arrow).to_numpy(zero_copy_only=False)
+            out[self._fast] = fast(self._arrow).to_numpy(zero_copy_only=False)
         if len(self._rest):
-            out[~self.ascii] = slow(self._rest).to_numpy(dtype=dtype)
+            out[self._slow] = slow(self._rest).to_numpy(dtype=dtype)
         return out
 
     def contains(self, pattern: str) -> np.ndarray:
