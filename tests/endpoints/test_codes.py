@@ -30,10 +30,18 @@ def _columns():
     nan_mixed[::17] = np.nan
     numbers = np.repeat(np.array([3, 1.0, 1, True, "1", 2.5], dtype=object), 7)
     descending = ids[::-1].copy()
+    # equal text held by a new object in every row: the pointer runs are too short, the values'
+    # runs are used; and a mix of both (every third row a new object)
+    distinct = np.array([s[:1] + s[1:] for s in ids], dtype=object)
+    some = ids.copy()
+    some[::3] = distinct[::3]
+    nan_objects = np.array([float("nan") if i % 5 == 0 else a for i, a in enumerate(arm)], dtype=object)
     return {"sorted ids": ids, "grouped arms": arm, "shuffled ids": shuffled,
             "ids with None": missing, "arms with NaN": nan_mixed, "mixed objects": numbers,
             "descending ids": descending, "one row": ids[:1], "empty": ids[:0],
-            "numeric": np.repeat(np.arange(50.0), 3)}
+            "numeric": np.repeat(np.arange(50.0), 3), "distinct objects": distinct,
+            "some distinct objects": some, "distinct NaN objects": nan_objects,
+            "strided": np.repeat(ids, 2)[::2]}
 
 
 @pytest.mark.parametrize("sort", [False, True])
@@ -66,6 +74,9 @@ def test_runs_are_used_only_when_they_are_long(monkeypatch):
     calls.clear()
     factorize_runs(cols["shuffled ids"])
     assert calls == [len(cols["shuffled ids"])]
+    calls.clear()
+    factorize_runs(cols["distinct objects"], sort=True)
+    assert calls == [500]  # the values' runs, as the pointers change every row
 
 
 def _old_path(monkeypatch, func, df, col):

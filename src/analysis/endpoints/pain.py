@@ -161,8 +161,9 @@ def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
 
 
 def _with_categorical_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
-    """Text patient ids as a Categorical of the sorted ids: hashed once here instead of once in
-    the design and once in the time grid (seconds at 1,000,000 patients); the same codes and
+    """Text patient (or clinic) ids as a Categorical of the sorted ids: coded once here (from the
+    runs of equal neighbours, :func:`~analysis.endpoints.codes.factorize_runs`) instead of hashed
+    in the design and again in the time grid (seconds at 1,000,000 patients); the same codes and
     labels as factorising the text. Other ids (numbers, missing, mixed) are left as they are."""
     col = df[group]
     if not pd.api.types.is_object_dtype(col.dtype):
@@ -245,6 +246,8 @@ def fit_pain_model(data: pd.DataFrame, options: PainModelOptions | None = None,
         health.warnings.extend(notes)
         return _empty(outcome, formula, control, health)
     df = _with_categorical_group(df, group)
+    if use_clinic:  # clinic ids too: the design's (clinic, patient) codes come from their codes
+        df = _with_categorical_group(df, use_clinic)
     fit = fit_lmm(df, formula, group, options.random, time=time, clinic=use_clinic, reml=True,
                   engine=options.engine, optimizers=tuple(options.optimizers), alpha=alpha)
     for note in notes:
