@@ -220,7 +220,9 @@ def fit_clinic_effects(visits: pd.DataFrame, options: PainModelOptions, control:
         return ClinicEffectsResult(result.formula, result.health, empty,
                                    reason=f"the model could not keep a clinic level ({steps})")
     table = clinic_effects(fit, alpha)
-    counts = fit.design.data.groupby(clinic)["patient_id"].nunique()
+    # the clinic may be a Categorical (fit_pain_model codes text ids once); the design keeps only
+    # used categories, so the observed ones are all of them
+    counts = fit.design.data.groupby(clinic, observed=True)["patient_id"].nunique()
     vc = fit.variance_components
     clinic_sd = float(vc.loc[vc["group"] == clinic, "estimate"].iloc[0])
     return ClinicEffectsResult(result.formula, result.health, table, clinic_sd=clinic_sd,
