@@ -293,3 +293,29 @@ def test_arms_of_a_table_in_patient_visit_order_equal_those_of_the_same_rows_shu
     pd.testing.assert_frame_equal(in_order.data, mixed.data.loc[data.index])
     pd.testing.assert_frame_equal(in_order.table, mixed.table)
     assert in_order.switchers == mixed.switchers > 0
+
+
+@pytest.mark.parametrize("seed,shuffle", [(0, False), (1, True), (2, True)])
+def test_mode_from_the_table_equals_the_grouping_path(monkeypatch, seed, shuffle):
+    """The patients x interventions table (few interventions) against the groupby path it skips,
+    with ties in visit counts (broken by the earliest visit), one-visit patients and visit labels."""
+    import analysis.intake.arms as arms
+
+    rng = np.random.default_rng(seed)
+    visits = rng.integers(1, 7, 500)
+    data = pd.DataFrame({
+        "patient_id": np.repeat([f"P{i:03d}" for i in range(len(visits))], visits).astype(object),
+        "visit": np.concatenate([np.arange(1, v + 1) for v in visits]),
+        "intervention": rng.choice(["exercise", "taping", "orthoses", "rest"],
+                                   visits.sum()).astype(object)})
+    if shuffle:
+        data = data.iloc[rng.permutation(len(data))]
+    fast = assign_arms(data, "exercise")
+    monkeypatch.setattr(arms, "MODE_TABLE_CELLS_PER_ROW", 0)  # always group
+    slow = assign_arms(data, "exercise")
+    pd.testing.assert_frame_equal(fast.data, slow.data)
+    pd.testing.assert_frame_equal(fast.table, slow.table)
+    assert fast.switchers == slow.switchers > 0 and fast.arms == slow.arms
+    ties = data.groupby(["patient_id", "intervention"]).size().groupby("patient_id").agg(
+        lambda s: (s == s.max()).sum() > 1)
+    assert ties.sum() > 20  # the tie rule is exercised

@@ -74,7 +74,10 @@ class ArmAssignment:
     arms: list[str]
 
 
-def _require_columns(data: pd.DataFrame, columns: list[str], what: str) -> None:
+def _require_columns(data: pd.DataFrame, columns: list[str], what: str,
+                     check_ids: bool = True) -> None:
+    """Refuse a table without the columns or rows needed, or (``check_ids``) with rows without
+    a patient id."""
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"{what}: expected a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in columns if c not in data.columns]
@@ -84,7 +87,11 @@ def _require_columns(data: pd.DataFrame, columns: list[str], what: str) -> None:
         )
     if data.empty:
         raise InputError(f"{what}: the visit table has no rows")
-    n_missing_id = int(data["patient_id"].isna().sum())
+    if check_ids:
+        _require_ids(int(data["patient_id"].isna().sum()), what)
+
+
+def _require_ids(n_missing_id: int, what: str) -> None:
     if n_missing_id:
         raise InputError(f"{what}: {n_missing_id} row(s) have no patient_id")
 
@@ -139,12 +146,16 @@ def factorize_in_runs(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return pd.factorize(column)
 
 
-def _arm_by_mode(patient: np.ndarray, visit, intervention: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+#: The mode by a patients x interventions table when it has at most this many cells per row.
+MODE_TABLE_CELLS_PER_ROW = 4
+
+
+def _arm_by_mode(patient: np.ndarray, visit, k: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
     """Per patient code: the most frequent intervention, ties to the earliest delivered.
 
-    Returns the intervention code of each patient and the number of distinct interventions.
+    ``k``, ``labels``: ``pd.factorize`` of the intervention column (no missing value). Returns
+    the intervention label of each patient and the number of distinct interventions.
     """
-    k, labels = pd.factorize(intervention)
     n = len(patient)
     # Rank of each row in (patient, visit, row) order: "earliest" is the smallest rank.
     if isinstance(visit.dtype, pd.CategoricalDtype):  # visit labels sort by nominal time
@@ -156,6 +167,9 @@ def _arm_by_mode(patient: np.ndarray, visit, intervention: pd.Series) -> tuple[n
         order = np.lexsort((np.arange(n), visit, patient))
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n)
+    n_patients, n_kinds = int(patient.max()) + 1, len(labels)
+    if n_patients * n_kinds <= MODE_TABLE_CELLS_PER_ROW * n:
+        return _mode_from_table(patient, k, rank, n_patients, labels)
     pairs = pd.DataFrame({"p": patient, "k": k, "rank": rank}).groupby(
         ["p", "k"], sort=False).agg(n_visits=("rank", "size"), first=("rank", "min")).reset_index()
     p, kk = pairs["p"].to_numpy(), pairs["k"].to_numpy()
@@ -164,6 +178,23 @@ def _arm_by_mode(patient: np.ndarray, visit, intervention: pd.Series) -> tuple[n
     arm = np.empty(int(p.max()) + 1 if len(p) else 0, dtype=object)
     arm[p[lead]] = np.asarray(labels, dtype=object)[kk[lead]]
     return arm, np.bincount(p, minlength=len(arm))
+
+
+def _mode_from_table(patient, k, rank, n_patients: int, labels) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_arm_by_mode` from a patients x interventions table of visit counts and first
+    ranks: the intervention with most visits, of those the smallest first rank (ranks are
+    distinct, so there is no tie left), without grouping rows."""
+    n_kinds, n = len(labels), len(patient)
+    cell = patient.astype(np.int64) * n_kinds + k
+    visits = np.bincount(cell, minlength=n_patients * n_kinds)
+    first = np.full(n_patients * n_kinds, n, dtype=np.int64)
+    np.minimum.at(first, cell, rank)
+    del cell
+    # More visits first, then the earlier first visit; an intervention not given scores -n.
+    score = (visits * (n + 1) - first).reshape(n_patients, n_kinds)
+    best = np.argmax(score, axis=1)
+    return (np.asarray(labels, dtype=object)[best],
+            np.count_nonzero(visits.reshape(n_patients, n_kinds), axis=1))
 
 
 def _arm_from_column(data: pd.DataFrame, arm_column: str) -> pd.Series:
@@ -217,23 +248,25 @@ def assign_arms(data: pd.DataFrame, control: str, arm_column: str | None = None)
         Missing columns, no rows, rows without patient_id or intervention, an unknown or empty
         arm column, or an arm column that is not constant within a patient.
     """
-    _require_columns(data, ["patient_id", "visit", "intervention"], "assign_arms")
+    _require_columns(data, ["patient_id", "visit", "intervention"], "assign_arms", check_ids=False)
+    patient, ids = factorize_in_runs(data["patient_id"])
+    _require_ids(int((patient < 0).sum()), "assign_arms")  # codes are -1 where an id is missing
     if not isinstance(control, str) or not control:
         raise ConfigError(f"assign_arms: control must be a non-empty arm label, got {control!r}")
-    n_no_intervention = int(data["intervention"].isna().sum())
+    k, labels = pd.factorize(data["intervention"])
+    n_no_intervention = int((k < 0).sum())
     if n_no_intervention:
         raise InputError(f"assign_arms: {n_no_intervention} row(s) have no intervention")
 
-    patient, ids = factorize_in_runs(data["patient_id"])
     if arm_column is not None:
         by_id = _arm_from_column(data, arm_column)
         arm = by_id.reindex(ids).to_numpy(dtype=object)
-        n_interventions = pd.DataFrame({"p": patient, "k": pd.factorize(data["intervention"])[0]}
+        n_interventions = pd.DataFrame({"p": patient, "k": k}
                                        ).drop_duplicates().groupby("p").size().to_numpy()
     else:
-        arm, n_interventions = _arm_by_mode(patient, data["visit"], data["intervention"])
+        arm, n_interventions = _arm_by_mode(patient, data["visit"], k, labels)
     arm = arm.astype(str)
-    levels = arm_levels(np.unique(arm), control)
+    levels = arm_levels(pd.unique(arm), control)  # a hash of few labels, not a sort of 1M
     level_of_patient = pd.Index(levels).get_indexer(arm)
 
     out = data.copy(deep=False)  # new columns only: the input's arrays are shared, not written
