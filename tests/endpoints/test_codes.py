@@ -63,20 +63,20 @@ def test_factorize_runs_equals_pandas_factorize(name, sort):
 
 
 def test_runs_are_used_only_when_they_are_long(monkeypatch):
-    """The run path is taken on a grouped column (the heads are factorised, not the rows) and not
-    on a shuffled one, so the test above exercises both paths."""
+    """Only run heads are hashed on a grouped column, none when the heads are sorted distinct text
+    (a table sorted by patient), every row on a shuffled one: the test above runs every path."""
     calls = []
     real = pd.factorize
     monkeypatch.setattr(pd, "factorize", lambda v, **k: calls.append(len(v)) or real(v, **k))
     cols = _columns()
     factorize_runs(cols["sorted ids"], sort=True)
-    assert calls == [500]
+    factorize_runs(cols["distinct objects"], sort=True)  # the values' runs: pointers change
+    assert calls == []
+    factorize_runs(cols["grouped arms"])
+    assert len(calls) == 1 and calls[0] < 500
     calls.clear()
     factorize_runs(cols["shuffled ids"])
     assert calls == [len(cols["shuffled ids"])]
-    calls.clear()
-    factorize_runs(cols["distinct objects"], sort=True)
-    assert calls == [500]  # the values' runs, as the pointers change every row
 
 
 def _old_path(monkeypatch, func, df, col):

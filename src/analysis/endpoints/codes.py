@@ -87,13 +87,22 @@ def _equality_runs(arr: np.ndarray) -> np.ndarray | None:
 def _factorize_heads(heads: np.ndarray, sort: bool):
     """pd.factorize of the run heads; with ``sort``, heads already in increasing order (a table
     sorted by this column) skip pandas' sort of the uniques, which is the same order."""
+    if sort and len(heads) > 1 and _increasing_text(heads):  # distinct heads, in order: no hashing
+        return np.arange(len(heads)), heads
     codes, uniques = pd.factorize(heads)
     if not sort or len(uniques) < 2:
         return codes, uniques
-    try:
-        ordered = bool(np.all(uniques[1:] > uniques[:-1]))
-    except TypeError:  # values of types without an order between them: pandas decides
-        ordered = False
-    if ordered and pd.api.types.infer_dtype(uniques, skipna=False) == "string":
+    if _increasing_text(uniques):
         return codes, uniques
     return pd.factorize(heads, sort=True)
+
+
+def _increasing_text(values: np.ndarray) -> bool:
+    """Whether ``values`` are text in strictly increasing order (so distinct, and in the order
+    pandas sorts them); False for anything else, values without an order among them included."""
+    if pd.api.types.infer_dtype(values, skipna=False) != "string":
+        return False
+    try:
+        return bool(np.all(values[1:] > values[:-1]))
+    except TypeError:
+        return False

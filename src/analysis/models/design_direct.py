@@ -150,12 +150,19 @@ def direct_rows(info, df: pd.DataFrame) -> np.ndarray:
         pick = picked[: hi - lo]
         for i, factors in enumerate(plan):
             col = block[i, : hi - lo]
-            col[:] = 1.0
-            for contrast, v in factors:
-                if contrast is None:
+            # 1.0 times the first factor is that factor exactly: it is written, not multiplied
+            for j, (contrast, v) in enumerate(factors):
+                if j == 0:
+                    if contrast is None:
+                        col[:] = v[lo:hi]
+                    else:
+                        np.take(contrast, v[lo:hi], out=col)
+                elif contrast is None:
                     col *= v[lo:hi]
                 else:
                     col *= np.take(contrast, v[lo:hi], out=pick)
+            if not factors:
+                col[:] = 1.0
         X[lo:hi] = block[:, : hi - lo].T
     return X
 
