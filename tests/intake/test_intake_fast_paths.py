@@ -124,3 +124,29 @@ def test_text_categorical_of_values_in_order_equals_the_sorting_path(monkeypatch
     slow = codes.text_categorical(row_codes, values)
     pd.testing.assert_series_equal(fast, slow)
     assert fast.cat.codes.dtype == slow.cat.codes.dtype
+
+
+@pytest.mark.parametrize("movers", [0, 3])
+def test_k_anonymity_of_one_combination_per_patient_equals_the_frame_path(movers):
+    """The validated table's case: rows grouped by patient in order, the quasi-identifiers fixed
+    per patient (with ``movers`` patients whose sex changes: the sorting path then)."""
+    from analysis.intake import anonymity
+
+    rng = np.random.default_rng(movers)
+    visits = rng.integers(1, 6, 800)
+    per_patient = {"age_band": rng.choice(["18-39", "40-64", "65+", None], 800),
+                   "sex": rng.choice(["F", "M", None], 800), "clinic_id": rng.choice(["C1", "C2", "C3"], 800)}
+    frame = pd.DataFrame({"patient_id": np.repeat([f"P{i:04d}" for i in range(800)], visits)}
+                         | {k: np.repeat(v, visits) for k, v in per_patient.items()})
+    for i in range(movers):
+        frame.loc[frame.index[frame["patient_id"] == f"P{i:04d}"][-1], "sex"] = "X"
+    codes = frame.astype(object).apply(lambda c: as_text_categorical(c.where(c.notna(), "")))
+    qis = ["age_band", "sex", "clinic_id"]
+    patient = codes["patient_id"].cat.codes.to_numpy()
+    combined = sum(codes[q].cat.codes.to_numpy().astype(np.int64) * 10**j for j, q in enumerate(qis))
+    taken = anonymity._one_combination_per_patient(patient, combined) is not None
+    assert taken == (movers == 0 or all(visits[:movers] == 1))
+    fast = _k_anonymity_codes(codes, qis)
+    slow = _k_anonymity_frame(codes, qis)
+    pd.testing.assert_frame_equal(fast.sort_values(qis).reset_index(drop=True),
+                                  slow.sort_values(qis).reset_index(drop=True))

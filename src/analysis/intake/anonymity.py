@@ -323,9 +323,13 @@ def _k_anonymity_codes(data: pd.DataFrame, present: list[str]) -> pd.DataFrame |
         codes = column.cat.codes.to_numpy()
         combination *= len(label)
         combination += np.where(codes < 0, len(label) - 1, codes)
-    combination *= n_patients
-    combination += patient
-    pair = np.unique(combination)
+    starts = _one_combination_per_patient(patient, combination)
+    if starts is not None:  # one (combination, patient) pair per patient: no sort needed
+        pair = combination[starts] * n_patients + patient[starts]
+    else:
+        combination *= n_patients
+        combination += patient
+        pair = np.unique(combination)
     del combination
     counts = np.bincount(pair // n_patients)
     groups = np.flatnonzero(counts)
@@ -336,6 +340,21 @@ def _k_anonymity_codes(data: pd.DataFrame, present: list[str]) -> pd.DataFrame |
     table = pd.DataFrame({q: table[q] for q in present})
     table["n_patients"] = counts[groups].astype(np.int64)
     return table
+
+
+def _one_combination_per_patient(patient: np.ndarray, combination: np.ndarray) -> np.ndarray | None:
+    """First row of each patient when the rows are grouped by patient code in increasing order
+    (the validated table's order) and each patient has one combination throughout; else None."""
+    if len(patient) < 2:
+        return None
+    step = np.diff(patient)
+    if (step < 0).any():
+        return None
+    new = step != 0
+    del step
+    if not ((combination[1:] == combination[:-1]) | new).all():
+        return None
+    return np.r_[0, np.flatnonzero(new) + 1]
 
 
 def _k_anonymity_frame(data: pd.DataFrame, present: list[str]) -> pd.DataFrame:

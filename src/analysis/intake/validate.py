@@ -194,9 +194,15 @@ def validate_log(cfg: RunConfig, path: Path | None = None, *, date_format: str |
 
     good = ~raw.bad_rows
     covariates = [c for c in cfg.covariates if c not in layout.columns]
-    rows = raw.cells.loc[good, list(layout.columns.values()) + covariates].reset_index(drop=True)
-    rows.columns = list(layout.columns) + covariates
-    lines = raw.lines[good]
+    names, sources = list(layout.columns) + covariates, list(layout.columns.values()) + covariates
+    if good.all():  # the usual case: the columns as they are, not a row-by-row copy of each
+        rows = pd.DataFrame({n: raw.cells[f].array for n, f in zip(names, sources)},
+                            index=pd.RangeIndex(len(good)), copy=False)
+        lines = raw.lines
+    else:
+        rows = raw.cells.loc[good, sources].reset_index(drop=True)
+        rows.columns = names
+        lines = raw.lines[good]
     origin = origin.subset(good) if origin is not None else None
     typed, found = type_columns(rows, cfg, layout, raw.delimiter, date_format)
     if cfg.visits and "visit" in layout.columns:
