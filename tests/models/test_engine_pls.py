@@ -308,3 +308,14 @@ def test_bench_command_writes_rows(tmp_path):
     assert bench.main(["--out", str(tmp_path), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert "old" not in text and "| slope | 60 | pls (bare) | default |" in text and text.endswith("b\n")
+
+def test_bench_workers_run_as_outcomes_does_without_numpys_huge_page_advice(monkeypatch):
+    from analysis.studies import bench_peers
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    env = bench_peers._env("1")
+    assert env["NUMPY_MADVISE_HUGEPAGE"] == "0" and env["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in bench_peers._env("default")
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the user's choice is kept
+    assert bench_peers._env("default")["NUMPY_MADVISE_HUGEPAGE"] == "1"

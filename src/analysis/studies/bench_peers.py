@@ -67,7 +67,13 @@ while (length(line <- readLines(con, n = 1)) > 0 && line == "fit") {
 
 
 def _env(threads: str) -> dict:
+    """A worker's environment: its thread setting, and numpy's huge-page advice off unless the user
+    set it, as in every ``outcomes`` process (:func:`analysis.run.memory.no_huge_pages`); for every
+    engine alike (R reads no such variable)."""
+    from analysis.run.memory import HUGEPAGE_VARIABLE
+
     env = dict(os.environ)
+    env.setdefault(HUGEPAGE_VARIABLE, "0")
     for var in THREAD_VARS:
         if threads == "1":
             env[var] = "1"
