@@ -141,3 +141,25 @@ def test_memory_map_counts_and_checks_as_bytes_do(tmp_path, monkeypatch, text, s
     with fast_csv.mapped(tmp_path / "empty.csv" if (tmp_path / "empty.csv").write_bytes(b"") == 0
                          else path) as empty:
         assert empty == b""
+
+
+def _record_lines_before(data: bytes, offset: int) -> np.ndarray:
+    """_record_lines as it was (bytes.find for the empty lines, bytes.count for the lines)."""
+    size = len(data) - offset
+    if size and not (data[offset:offset + 2].startswith((b"\n", b"\r\n"))
+                     or data.find(b"\n\n", offset) >= 0 or data.find(b"\n\r\n", offset) >= 0):
+        n = data.count(b"\n", offset) + (0 if data[-1:] == b"\n" else 1)
+        return np.arange(1, n + 1, dtype=np.int64)
+    return fast_csv._nonempty_lines(data, offset)
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 64, 1 << 24])
+def test_record_lines_in_one_pass_equal_the_finds_they_replace(monkeypatch, step):
+    monkeypatch.setattr(fast_csv, "_COUNT_STEP", step)
+    rng = np.random.default_rng(step)
+    texts = [b"\n", b"a", b"a\n\r", b"\r\n", b"a\r\n\r\nb", b"a\n\nb", b"\xef\xbb\xbfa\nb\n"]
+    texts += [bytes(rng.choice(list(b"ab,\n\n\r "), rng.integers(1, 40))) for _ in range(300)]
+    for text in texts:
+        for offset in (0, 3) if text.startswith(b"\xef\xbb\xbf") else (0,):
+            np.testing.assert_array_equal(fast_csv._record_lines(text, offset),
+                                          _record_lines_before(text, offset), err_msg=repr(text))
