@@ -206,3 +206,21 @@ def test_the_notebook_of_a_kernel_that_died_is_still_written(tmp_path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[2].outputs[0]["text"] == "before\n"
     assert code[-1].outputs == []
+
+
+def test_a_notebook_starts_on_the_iopub_welcome_without_waiting_for_quiet(tmp_path, monkeypatch):
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+
+    def no_wait(self, *args, **kwargs):  # the 0.2 s of quiet wait_for_ready ends with
+        raise AssertionError("wait_for_ready called")
+
+    monkeypatch.setattr(AsyncKernelClient, "wait_for_ready", no_wait)
+    run_dir = tmp_path / "run"
+    (run_dir / "notebooks").mkdir(parents=True)
+    text = '# %% tags=["parameters"]\nconfig: str = ""  # c\nrun_dir: str = ""  # r\n# %%\nprint("first")\n'
+    sources = [_notebook(tmp_path, "01_a.py", text), _notebook(tmp_path, "08_b.py", text)]
+    _, done = _run_on_pool(sources, run_dir)
+    assert done.error is None
+    for stem in ("01_a", "08_b"):  # the first cell's output is there: IOPub listened from the start
+        nb = nbformat.read(run_dir / "notebooks" / f"{stem}.ipynb", as_version=4)
+        assert [c.outputs for c in nb.cells if c.cell_type == "code"][-1][0]["text"] == "first\n"

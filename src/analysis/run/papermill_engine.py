@@ -58,13 +58,59 @@ class SaveAtEndManager(NotebookExecutionManager):
         super().notebook_complete(**kwargs)
 
 
+#: Seconds a new client waits for ipykernel's ``iopub_welcome`` before it falls back to
+#: jupyter_client's ``wait_for_ready``.
+WELCOME_WAIT = 5.0
+
+
+async def _subscribed(kc, timeout: float = WELCOME_WAIT) -> None:
+    """Return once ``kc``'s IOPub subscription is live: ipykernel (7+) sends ``iopub_welcome`` to
+    each new subscriber, so no output of the first cell can be published before the client listens.
+
+    jupyter_client's ``wait_for_ready``, which nbclient calls, ends by reading IOPub until it has
+    been quiet for 0.2 s: 0.2 s of nothing before every notebook (1.8 s a run, most of it on the
+    critical path). A kernel without the welcome message (or one that sent it before this client
+    read) gets ``wait_for_ready`` after ``timeout`` seconds, as before.
+    """
+    import queue
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = await kc.get_iopub_msg(timeout=0.2)
+        except queue.Empty:
+            if not await kc.is_alive():
+                raise RuntimeError("the kernel died before the notebook started") from None
+            continue
+        if msg["msg_type"] == "iopub_welcome":
+            return
+    await kc.wait_for_ready(timeout=START_TIMEOUT)
+
+
 class ResettingNotebookClient(PapermillNotebookClient):
-    """papermill's notebook client on a kernel it does not own: reset first, channels closed after."""
+    """papermill's notebook client on a kernel it does not own: reset first, channels closed after.
+
+    It starts its client as nbclient's ``async_start_new_kernel_client`` does, waiting for the
+    IOPub subscription (:func:`_subscribed`) instead of ``wait_for_ready``; the kernel is the run's
+    and has answered already (it ran :func:`analysis.run.kernel_state.snapshot`).
+    """
 
     async def async_start_new_kernel_client(self):
-        kc = await super().async_start_new_kernel_client()
-        await _run_silently(kc, _RESET, timeout=START_TIMEOUT)
-        return kc
+        from nbclient.util import run_hook
+
+        self.kc = self.km.client()
+        try:
+            self.kc.start_channels()
+            await _subscribed(self.kc)
+            await _run_silently(self.kc, _RESET, timeout=START_TIMEOUT)
+        except BaseException:
+            self.kc.stop_channels()
+            self.kc = None
+            raise
+        self.kc.allow_stdin = False
+        await run_hook(self.on_notebook_start, notebook=self.nb)
+        return self.kc
 
     # nbclient binds the synchronous wrapper to its own coroutine; bind it to ours.
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
