@@ -5,7 +5,6 @@ Each scenario must end ``estimated`` or ``not estimable: <reason>`` with a sensi
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from analysis.config import PainModelOptions
 from analysis.endpoints.pain import fit_pain_model

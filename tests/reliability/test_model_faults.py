@@ -18,7 +18,6 @@ shared 2-core machine (about 15 s per short run, 45-60 s per full one).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

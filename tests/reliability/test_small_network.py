@@ -9,7 +9,6 @@ is not a count of patients and is exempt; ``n_clinics_below_threshold`` is not.
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -57,7 +57,7 @@ def test_out_above_the_inputs_or_at_the_project_root_is_refused(tmp_path, capsys
 
 
 def test_config_in_the_out_folder_is_refused(tmp_path, capsys):
-    config = _inputs(tmp_path / "in")
+    _inputs(tmp_path / "in")
     (tmp_path / "run").mkdir()
     moved = tmp_path / "run" / "run.yaml"
     moved.write_text(f"name: t\ndata: {tmp_path / 'in' / 'log.csv'}\n")

@@ -25,7 +25,6 @@ import mmap
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 #: Bytes decoded to sniff the delimiter (the sniffer looks at the first 21 lines).
 _PREFIX_BYTES = 1 << 20

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.config import load_config
-from analysis.errors import ConfigError, IdentifierError, OutcomesError, ValidationFailed
+from analysis.errors import ConfigError, IdentifierError, ValidationFailed
 from analysis.report.context import keep_validation, project_root
 from analysis.results import merge_fragments, write_json
 from analysis.run.folder import check_target, commit, discard, new_staging

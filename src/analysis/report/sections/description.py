@@ -3,6 +3,8 @@ trajectories with intervals, missingness."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from analysis.config import UNIT_WORD
 from analysis.endpoints import describe
 from analysis.report import figures
@@ -11,8 +13,11 @@ from analysis.report.outcome_words import bin_width, report_unit, time_axis, tim
 from analysis.report.sections.common import last_report_week
 from analysis.report.labels import outcome_label, treatment_label
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _wide(table, rows: str, value: str, fmt) -> "pd.DataFrame":
+
+def _wide(table, rows: str, value: str, fmt) -> pd.DataFrame:
     """A long table (arm x ``rows``) as one row per ``rows`` value and one column per treatment;
     withheld cells say so."""
     import pandas as pd

@@ -21,7 +21,6 @@ from analysis.report.sections.common import (
     report_weeks,
     status_sentence,
 )
-from analysis.report.labels import outcome_label
 from analysis.report.wording import difference_sentence
 
 
