@@ -319,3 +319,16 @@ def test_bench_workers_run_as_outcomes_does_without_numpys_huge_page_advice(monk
     assert "OMP_NUM_THREADS" not in bench_peers._env("default")
     monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the user's choice is kept
     assert bench_peers._env("default")["NUMPY_MADVISE_HUGEPAGE"] == "1"
+
+
+def test_bench_peak_memory_is_the_workers_own_not_its_parents_at_the_fork():
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    held = np.ones(2**25)  # 256 MB resident in this process, the parent
+    code = "from analysis.studies.bench_peers import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout)
+    assert held.sum() > 0 and child < 200  # ru_maxrss said >= 256 MB here

@@ -12,7 +12,7 @@ extrapolated from the next smaller size, passes ``--cap`` seconds), ``lme4`` and
 through ``Rscript``, R and pls in alternating rounds after an untimed warm-up fit on 300 rows, each
 row with its largest relative difference to lme4's numbers (fixed effects relative to
 max(|estimate|, SE), SEs and SDs relative, correlations absolute) and the REML criterion minus
-lme4's. Peak memory is that of the process that ran the step (``ru_maxrss`` of the Python worker,
+lme4's. Peak memory is that of the process that ran the step (``VmHWM`` of the Python worker,
 ``VmHWM`` of the R process: data generation or reading included).
 
 Then the whole suite (``outcomes run``) at ``--suite-patients``, and a ``--validate-patients`` log
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -85,7 +84,8 @@ def bench_data(n_patients: int, seed: int = 20261121) -> pd.DataFrame:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+    from analysis.studies.bench_peers import peak_rss_mb  # VmHWM: not the parent's memory
+    return peak_rss_mb()
 
 
 # -- workers (run in their own process: clean peak memory, killable at the cap) ---------------
