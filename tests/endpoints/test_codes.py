@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.endpoints.codes import factorize_runs
+from analysis.intake.runs import factorize_runs
 from analysis.endpoints.pain import _with_categorical_arm, _with_categorical_group
 
 

@@ -9,7 +9,8 @@ import patsy
 import pytest
 
 from analysis.errors import ConfigError, InputError
-from analysis.intake.arms import add_cumulative_sessions, arm_levels, assign_arms, factorize_in_runs
+from analysis.intake.arms import add_cumulative_sessions, arm_levels, assign_arms
+from analysis.intake.runs import factorize_runs
 
 
 def visits(rows):
@@ -273,9 +274,9 @@ def test_arms_on_random_logs_follow_the_rule_patient_by_patient():
 @pytest.mark.parametrize("values", [
     ["a", "a", "b", "c", "c", "c"], ["b", "a", "a", "c"], ["a", None, "b"], ["x"], [],
     ["P10", "P10", "P2", "P2", "P3"], ["a", "a", "a"]])
-def test_factorize_in_runs_equals_pandas_factorize(values):
+def test_patient_ids_factorized_in_runs_equal_pandas_factorize(values):
     column = pd.Series(values, dtype=object)
-    codes, ids = factorize_in_runs(column)
+    codes, ids = factorize_runs(column)
     expected_codes, expected_ids = pd.factorize(column)
     np.testing.assert_array_equal(codes, expected_codes)
     pd.testing.assert_index_equal(ids, expected_ids)

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import PainModelOptions
-from analysis.endpoints.codes import factorize_runs
 from analysis.endpoints.timegrid import report_weeks
+from analysis.intake.runs import factorize_runs
 from analysis.models.health import FitHealth, not_estimable
 from analysis.models.lmm import LmmFit, empty_tidy, fit_lmm
 from analysis.models.marginal import arm_tables
@@ -162,7 +162,7 @@ def _with_categorical_arm(df: pd.DataFrame, arm_col: str) -> pd.DataFrame:
 
 def _with_categorical_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
     """Text patient (or clinic) ids as a Categorical of the sorted ids: coded once here (from the
-    runs of equal neighbours, :func:`~analysis.endpoints.codes.factorize_runs`) instead of hashed
+    runs of equal neighbours, :func:`~analysis.intake.runs.factorize_runs`) instead of hashed
     in the design and again in the time grid (seconds at 1,000,000 patients); the same codes and
     labels as factorising the text. Other ids (numbers, missing, mixed) are left as they are."""
     col = df[group]

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import ConfigError, InputError
+from analysis.intake.runs import factorize_runs
 
 #: How many pseudonymous patient ids an error message may name (they are pseudonyms, never names).
 MAX_IDS_IN_MESSAGE = 5
@@ -126,24 +127,6 @@ def _in_patient_visit_order(patient: np.ndarray, visit: np.ndarray) -> bool:
         return len(patient) < 2
     step = np.diff(patient)
     return bool((step >= 0).all() and ((step > 0) | (visit[1:] > visit[:-1])).all())
-
-
-def factorize_in_runs(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize`` of a text column; for one in sorted order (the validated table's
-    patient_id) from the changes between neighbours, without hashing every string."""
-    values = column.to_numpy()
-    if values.dtype == object and len(values) > 1:
-        try:
-            in_order = bool((values[1:] >= values[:-1]).all())
-        except TypeError:  # None or mixed types: not sorted text
-            in_order = False
-        if in_order:
-            change = values[1:] != values[:-1]
-            codes = np.zeros(len(values), dtype=np.intp)
-            np.cumsum(change, out=codes[1:])
-            starts = np.r_[0, np.flatnonzero(change) + 1]
-            return codes, pd.Index(values[starts], dtype=object)
-    return pd.factorize(column)
 
 
 #: The mode by a patients x interventions table when it has at most this many cells per row.
@@ -249,7 +232,7 @@ def assign_arms(data: pd.DataFrame, control: str, arm_column: str | None = None)
         arm column, or an arm column that is not constant within a patient.
     """
     _require_columns(data, ["patient_id", "visit", "intervention"], "assign_arms", check_ids=False)
-    patient, ids = factorize_in_runs(data["patient_id"])
+    patient, ids = factorize_runs(data["patient_id"])
     _require_ids(int((patient < 0).sum()), "assign_arms")  # codes are -1 where an id is missing
     if not isinstance(control, str) or not control:
         raise ConfigError(f"assign_arms: control must be a non-empty arm label, got {control!r}")

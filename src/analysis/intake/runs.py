@@ -39,8 +39,8 @@ def factorize_runs(values, sort: bool = False) -> tuple[np.ndarray, pd.Index | n
     Returns
     -------
     codes, uniques
-        The codes and uniques :func:`pandas.factorize` returns for ``values`` (uniques as an
-        array where pandas would give an Index of them).
+        The codes and uniques :func:`pandas.factorize` returns for ``values`` (for a Series the
+        uniques as an Index, as pandas gives them).
     """
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     n = len(arr)
@@ -52,6 +52,8 @@ def factorize_runs(values, sort: bool = False) -> tuple[np.ndarray, pd.Index | n
     if starts is None or len(starts) > MAX_RUN_SHARE * n:
         return pd.factorize(values, sort=sort)
     head_codes, uniques = _factorize_heads(arr[starts], sort)
+    if isinstance(values, pd.Series):  # pandas gives a Series' uniques as an Index
+        uniques = pd.Index(uniques, dtype=object)
     return np.repeat(head_codes, np.diff(np.append(starts, n))), uniques
 
 
