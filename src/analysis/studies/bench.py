@@ -12,8 +12,8 @@ extrapolated from the next smaller size, passes ``--cap`` seconds), ``lme4`` and
 through ``Rscript``, R and pls in alternating rounds after an untimed warm-up fit on 300 rows, each
 row with its largest relative difference to lme4's numbers (fixed effects relative to
 max(|estimate|, SE), SEs and SDs relative, correlations absolute) and the REML criterion minus
-lme4's. Peak memory is that of the process that ran the step (``VmHWM`` of the Python worker,
-``VmHWM`` of the R process: data generation or reading included).
+lme4's. Peak memory is the ``VmHWM`` of the process that ran the step (Python worker or R
+process: data generation or reading included).
 
 Then the whole suite (``outcomes run``) at ``--suite-patients``, and a ``--validate-patients`` log
 written by :func:`analysis.studies.simulate.write_simulation` read, validated and given arms (in a
@@ -421,7 +421,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         spec = json.loads(args.worker)
-        _ = spec["kind"] in ("validate", "suite") and no_huge_pages()  # as `outcomes` does
+        no_huge_pages()  # every worker runs as `outcomes` does (as bench_peers' workers)
         workers = {"fit": _fit_worker, "validate": _validate_worker, "suite": _suite_worker}
         print(json.dumps(workers[spec["kind"]](spec)))
         return 0
